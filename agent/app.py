@@ -1,0 +1,121 @@
+"""The daemon: builds the parts from the config, runs them under the supervisor, talks to systemd.
+
+Parts: one bus worker per bus, the control cycle, and the systemd status/watchdog part. The
+metrics endpoint runs on prometheus_client's thread and only reads snapshots. SIGTERM and
+SIGINT set the stop event; every part is cancelled and the process exits 0 within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+from agent.config import AgentConfig
+from agent.control.loop import CycleLoop
+from agent.drivers.bus_worker import BusWorker
+from agent.drivers.modbus_device import ModbusDevice
+from agent.drivers.profile import load_profile
+from agent.state import SiteState, utc_now
+from agent.supervisor import Part, Supervisor
+from agent.systemd import SystemdNotifier
+from agent.telemetry.prometheus import MetricsServer, SiteCollector
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 5.0
+STOP_TIMEOUT_S = 4.0
+
+
+class Agent:
+    """One site's agent, assembled from its config; `run()` until stopped."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        clock: Callable[[], float] = time.monotonic,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.notifier = notifier or SystemdNotifier()
+        self.state = SiteState(clock)
+        self.loop = CycleLoop(config, self.state)
+        self.workers = [
+            BusWorker(bus, self._devices_on(bus.name), self.state) for bus in config.buses
+        ]
+        self.metrics: MetricsServer | None = None
+        if config.prometheus.enabled:
+            collector = SiteCollector(config, self.state.snapshot)
+            self.metrics = MetricsServer(config.prometheus.bind, config.prometheus.port, collector)
+        self.metrics_port: int | None = None
+        self.stop_event = asyncio.Event()
+        parts = [Part(f"bus:{worker.bus.name}", worker.run) for worker in self.workers]
+        parts.append(Part("control", self.loop.run))
+        parts.append(Part("systemd", self._report_health))
+        self.supervisor = Supervisor(parts, clock)
+
+    def _devices_on(self, bus_name: str) -> list[ModbusDevice]:
+        return [
+            ModbusDevice(device, load_profile(device.profile), self.clock, utc_now)
+            for device in self.config.devices_on(bus_name)
+        ]
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def run(self) -> None:
+        """Serve until `stop()` or a termination signal."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            if self.metrics is not None:
+                self.metrics_port = self.metrics.start()
+            supervised = asyncio.create_task(self.supervisor.run_until(self.stop_event))
+            await asyncio.sleep(0)  # let the parts start before announcing readiness
+            self.loop.run_cycle()
+            self.notifier.ready(self.status_line())
+            log.info(
+                "running site %s: %d device(s) on %d bus(es)",
+                self.config.site.name,
+                len(self.config.devices),
+                len(self.config.buses),
+            )
+            await supervised
+        finally:
+            self.notifier.stopping()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if self.metrics is not None:
+                self.metrics.stop()
+            log.info("stopped")
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s received, stopping", sig.name)
+        self.stop_event.set()
+
+    def status_line(self) -> str:
+        return self.loop.summary.status_line(self.loop.last_duration_s * 1000)
+
+    async def _report_health(self) -> None:
+        """STATUS= every few seconds; WATCHDOG=1 at half the watchdog period, while cycling."""
+        watchdog_s = self.notifier.watchdog_s
+        interval = min(STATUS_INTERVAL_S, watchdog_s / 2) if watchdog_s else STATUS_INTERVAL_S
+        stalled = False
+        while True:
+            await asyncio.sleep(interval)
+            progressing = self.loop.progressing(self.clock())
+            if progressing:
+                if watchdog_s:
+                    self.notifier.watchdog()
+                self.notifier.status(self.status_line())
+                if stalled:
+                    log.info("control cycle progressing again")
+                stalled = False
+            elif not stalled:
+                log.error("control cycle stalled: not feeding the systemd watchdog")
+                self.notifier.status("control cycle stalled")
+                stalled = True

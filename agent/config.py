@@ -1,0 +1,262 @@
+"""The site configuration: one TOML file, every key overridable from the environment.
+
+These models are the contract between a technician's `site.toml` and the agent. Every model
+forbids unknown keys, so a typo is an error instead of a silently ignored setting. Checks that
+span several sections (a device's bus must exist, ...) live in `agent.config_checks`; loading
+and error reporting live in `agent.config_loader`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/site.toml")
+ENV_PREFIX = "EDGE_AGENT_"
+ENV_NESTED_DELIMITER = "__"
+
+_IDENT = r"^[a-z0-9][a-z0-9_-]*$"
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=_IDENT,
+        max_length=64,
+        description="lower-case letters, digits, '-' and '_' (used in metric labels and topics)",
+    ),
+]
+
+
+class _Section(BaseModel):
+    """Base for every config section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSection(_Section):
+    """The grid connection point and the site's identity."""
+
+    name: Identifier
+    grid_import_limit_kw: float = Field(gt=0, description="contracted import limit")
+    grid_export_limit_kw: float = Field(default=0.0, ge=0, description="0 = zero-export site")
+    phase_current_limit_a: float | None = Field(
+        default=None, gt=0, description="per-phase fuse at the connection point"
+    )
+    nominal_voltage_v: float = Field(default=230.0, gt=0, le=400)
+    grid_meter: Identifier | None = Field(
+        default=None, description="id of the meter device at the grid connection point"
+    )
+
+
+class Parity(StrEnum):
+    NONE = "N"
+    EVEN = "E"
+    ODD = "O"
+
+
+class SerialBus(_Section):
+    """An RS-485 line behind a USB adapter or a UART: one worker owns it."""
+
+    type: Literal["serial"]
+    name: Identifier
+    port: str = Field(min_length=1, description="e.g. /dev/serial/by-id/usb-FTDI_...")
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Parity = Parity.NONE
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    timeout_s: float = Field(default=0.5, gt=0, le=10)
+
+
+class TcpBus(_Section):
+    """A Modbus TCP endpoint: one device, or a gateway serving several unit ids."""
+
+    type: Literal["tcp"]
+    name: Identifier
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    timeout_s: float = Field(default=1.0, gt=0, le=30)
+
+
+Bus = Annotated[SerialBus | TcpBus, Field(discriminator="type")]
+
+
+class DeviceKind(StrEnum):
+    METER = "meter"
+    INVERTER = "inverter"
+    BATTERY = "battery"
+    CHARGER = "charger"
+
+
+class Device(_Section):
+    """One physical device: what it is, which register map it speaks, where it is."""
+
+    id: Identifier
+    kind: DeviceKind
+    profile: str = Field(min_length=1, description="file name in agent/drivers/profiles")
+    bus: Identifier
+    unit_id: int = Field(default=1, ge=1, le=247)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    description: str = ""
+
+
+class FailSafe(_Section):
+    """What the controller does when it cannot see the grid connection."""
+
+    meter_max_age_s: float = Field(
+        default=3.0, gt=0, le=60, description="older grid readings count as unknown"
+    )
+    safe_import_kw: float | None = Field(
+        default=None,
+        ge=0,
+        description="import budget while the grid meter is unknown; default: static caps",
+    )
+    recovery_kw_per_s: float = Field(default=50.0, gt=0)
+
+
+class ControlSection(_Section):
+    cycle_s: float = Field(default=1.0, ge=0.1, le=10)
+    safety_margin_kw: float = Field(default=0.0, ge=0)
+    failsafe: FailSafe = FailSafe()
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+def minutes_of_day(hhmm: str) -> int:
+    """'07:30' -> 450; '24:00' -> 1440 (the end of the day)."""
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class TariffPeriod(_Section):
+    """Import price for a stretch of local wall-clock time, `end` exclusive."""
+
+    name: str = Field(min_length=1)
+    start: str
+    end: str
+    price: float = Field(ge=0, description="per kWh imported")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("must be a time of day 'HH:MM' (00:00 to 24:00)")
+        return value
+
+    @property
+    def start_minute(self) -> int:
+        return minutes_of_day(self.start)
+
+    @property
+    def end_minute(self) -> int:
+        return minutes_of_day(self.end)
+
+    def covers(self, at: time) -> bool:
+        minute = at.hour * 60 + at.minute
+        if self.start_minute < self.end_minute:
+            return self.start_minute <= minute < self.end_minute
+        return minute >= self.start_minute or minute < self.end_minute
+
+
+class TariffSection(_Section):
+    currency: str = Field(default="EUR", min_length=1, max_length=8)
+    export_price: float = Field(default=0.0, ge=0)
+    timezone: str = Field(default="UTC", description="IANA zone the periods are local to")
+    periods: list[TariffPeriod] = []
+
+
+class MqttSection(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    topic_prefix: str = Field(default="edge-agent", pattern=r"^[^#+]+$")
+    client_id: str | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    spool_dir: Path = Path("/var/lib/edge-agent/spool")
+    spool_max_mb: float = Field(default=256.0, gt=0)
+
+
+class PrometheusSection(_Section):
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535, description="0 = any free port")
+
+
+class OcppSection(_Section):
+    enabled: bool = False
+    bind: str = "0.0.0.0"
+    port: int = Field(default=9000, ge=1, le=65535)
+    versions: list[Literal["1.6", "2.0.1"]] = ["1.6", "2.0.1"]
+    heartbeat_interval_s: int = Field(default=300, ge=10, le=86400)
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LoggingSection(_Section):
+    level: LogLevel = LogLevel.INFO
+    timestamps: Literal["auto", "always", "never"] = Field(
+        default="auto", description="auto: none under systemd, where journald adds its own"
+    )
+
+
+class AgentConfig(BaseSettings):
+    """The whole site. Built by `agent.config_loader.load_config`, never directly."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        case_sensitive=False,
+    )
+
+    site: SiteSection
+    buses: list[Bus] = []
+    devices: list[Device] = []
+    control: ControlSection = ControlSection()
+    tariff: TariffSection = TariffSection()
+    mqtt: MqttSection = MqttSection()
+    prometheus: PrometheusSection = PrometheusSection()
+    ocpp: OcppSection = OcppSection()
+    logging: LoggingSection = LoggingSection()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment wins over the file (passed in as init values); nothing else counts."""
+        return (env_settings, init_settings)
+
+    def bus(self, name: str) -> SerialBus | TcpBus:
+        for bus in self.buses:
+            if bus.name == name:
+                return bus
+        raise KeyError(name)
+
+    def devices_on(self, bus_name: str) -> list[Device]:
+        return [device for device in self.devices if device.bus == bus_name]
+
+    @property
+    def grid_meter(self) -> Device | None:
+        for device in self.devices:
+            if device.id == self.site.grid_meter:
+                return device
+        return None

@@ -1,0 +1,180 @@
+"""Checks that span several config sections, run once every key has the right type.
+
+Each problem names the key path the way a technician reads the file: list entries by their
+id or name (`devices[meter-main].bus`), not by position.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agent.config import AgentConfig, DeviceKind, SerialBus, TariffPeriod
+from agent.drivers.profile import ProfileError, available_profiles, load_profile
+
+MINUTES_PER_DAY = 24 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    path: str
+    value: object
+    message: str
+
+
+def check_site(config: AgentConfig) -> list[ConfigProblem]:
+    return [
+        *_unique_names(config),
+        *_device_references(config),
+        *_unit_ids(config),
+        *_grid_meter(config),
+        *_tariff(config),
+    ]
+
+
+def _unique_names(config: AgentConfig) -> list[ConfigProblem]:
+    problems = []
+    for section, names in (
+        ("devices", [d.id for d in config.devices]),
+        ("buses", [b.name for b in config.buses]),
+    ):
+        for name, count in Counter(names).items():
+            if count > 1:
+                key = "id" if section == "devices" else "name"
+                problems.append(
+                    ConfigProblem(f"{section}[{name}].{key}", name, f"used {count} times; must be unique")
+                )
+    return problems
+
+
+def _device_references(config: AgentConfig) -> list[ConfigProblem]:
+    problems = []
+    bus_names = {b.name for b in config.buses}
+    profiles = available_profiles()
+    for device in config.devices:
+        if device.bus not in bus_names:
+            known = ", ".join(sorted(bus_names)) or "none defined"
+            problems.append(
+                ConfigProblem(
+                    f"devices[{device.id}].bus", device.bus, f"no such bus; buses: {known}"
+                )
+            )
+        if device.profile not in profiles:
+            problems.append(
+                ConfigProblem(
+                    f"devices[{device.id}].profile",
+                    device.profile,
+                    f"no such profile; shipped: {', '.join(profiles)}",
+                )
+            )
+            continue
+        try:
+            profile = load_profile(device.profile)
+        except ProfileError as exc:
+            problems.append(ConfigProblem(f"devices[{device.id}].profile", device.profile, str(exc)))
+            continue
+        if profile.kind != device.kind.value:
+            problems.append(
+                ConfigProblem(
+                    f"devices[{device.id}].kind",
+                    device.kind.value,
+                    f"profile {profile.name} is for a {profile.kind}",
+                )
+            )
+    return problems
+
+
+def _unit_ids(config: AgentConfig) -> list[ConfigProblem]:
+    """Two devices answering to one unit id on one line would garble each other's replies."""
+    problems = []
+    for bus in config.buses:
+        seen: dict[int, str] = {}
+        for device in config.devices_on(bus.name):
+            other = seen.setdefault(device.unit_id, device.id)
+            if other != device.id:
+                line = "serial line" if isinstance(bus, SerialBus) else "gateway"
+                problems.append(
+                    ConfigProblem(
+                        f"devices[{device.id}].unit_id",
+                        device.unit_id,
+                        f"{other} already uses unit id {device.unit_id} on {line} {bus.name}",
+                    )
+                )
+    return problems
+
+
+def _grid_meter(config: AgentConfig) -> list[ConfigProblem]:
+    name = config.site.grid_meter
+    if name is None:
+        return []
+    device = next((d for d in config.devices if d.id == name), None)
+    if device is None:
+        return [ConfigProblem("site.grid_meter", name, "no device with this id")]
+    if device.kind is not DeviceKind.METER:
+        return [ConfigProblem("site.grid_meter", name, f"is a {device.kind.value}, not a meter")]
+    return []
+
+
+def _tariff(config: AgentConfig) -> list[ConfigProblem]:
+    problems = []
+    try:
+        ZoneInfo(config.tariff.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            ConfigProblem("tariff.timezone", config.tariff.timezone, "not an IANA time zone")
+        )
+    periods = config.tariff.periods
+    if not periods:
+        return problems
+    owner: list[TariffPeriod | None] = [None] * MINUTES_PER_DAY
+    for period in periods:
+        if period.start_minute == period.end_minute:
+            problems.append(
+                ConfigProblem(f"tariff.periods[{period.name}]", period.start, "starts where it ends")
+            )
+        for minute in _minutes(period):
+            holder = owner[minute]
+            if holder is not None and holder is not period:
+                problems.append(
+                    ConfigProblem(
+                        f"tariff.periods[{period.name}]",
+                        f"{period.start}-{period.end}",
+                        f"overlaps {holder.name} ({holder.start}-{holder.end}) at {_hhmm(minute)}",
+                    )
+                )
+                break
+            owner[minute] = period
+    gaps = _gaps(owner)
+    if gaps:
+        problems.append(
+            ConfigProblem(
+                "tariff.periods",
+                f"{len(periods)} periods",
+                "must cover the whole day; uncovered: " + ", ".join(gaps),
+            )
+        )
+    return problems
+
+
+def _minutes(period: TariffPeriod) -> range | list[int]:
+    start, end = period.start_minute, period.end_minute
+    if start <= end:
+        return range(start, end)
+    return [*range(start, MINUTES_PER_DAY), *range(0, end)]  # wraps past midnight
+
+
+def _gaps(owner: list[TariffPeriod | None]) -> list[str]:
+    gaps, start = [], None
+    for minute in range(MINUTES_PER_DAY + 1):
+        free = minute < MINUTES_PER_DAY and owner[minute] is None
+        if free and start is None:
+            start = minute
+        elif not free and start is not None:
+            gaps.append(f"{_hhmm(start)}-{_hhmm(minute)}")
+            start = None
+    return gaps
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"

@@ -1,0 +1,1 @@
+"""The control cycle: a fixed-period loop over frozen snapshots of the site."""

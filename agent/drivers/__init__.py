@@ -1,0 +1,1 @@
+"""Device I/O: register maps (profiles), read planning, decoding and one worker per bus."""

@@ -1,0 +1,1 @@
+"""Telemetry readers of the site state: Prometheus now, MQTT later. Never in the control path."""

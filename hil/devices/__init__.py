@@ -1,0 +1,1 @@
+"""Simulated devices served over real sockets."""
