@@ -52,6 +52,7 @@ class Agent:
             self.metrics = MetricsServer(config.prometheus.bind, config.prometheus.port, collector)
         self.metrics_port: int | None = None
         self.stop_event = asyncio.Event()
+        self.serving = asyncio.Event()  # set once parts run and systemd has been told READY
         parts = [Part(f"bus:{worker.bus.name}", worker.run) for worker in self.workers]
         parts.append(Part("control", self.loop.run))
         parts.append(Part("systemd", self._report_health))
@@ -78,6 +79,7 @@ class Agent:
             await asyncio.sleep(0)  # let the parts start before announcing readiness
             self.loop.run_cycle()
             self.notifier.ready(self.status_line())
+            self.serving.set()
             log.info(
                 "running site %s: %d device(s) on %d bus(es)",
                 self.config.site.name,

@@ -109,7 +109,9 @@ def summarise(config: AgentConfig, path: Path) -> str:
         else:
             where = f"tcp {bus.host}:{bus.port}"
         devices = config.devices_on(bus.name)
-        lines.append(f"bus {bus.name} ({where}, timeout {bus.timeout_s:g} s): {len(devices)} device(s)")
+        lines.append(
+            f"bus {bus.name} ({where}, timeout {bus.timeout_s:g} s): {len(devices)} device(s)"
+        )
         for device in devices:
             lines.append(
                 f"  {device.id:<20} {device.kind.value:<9} {device.profile:<20} "
@@ -122,9 +124,7 @@ def summarise(config: AgentConfig, path: Path) -> str:
     )
     tariff = config.tariff
     if tariff.periods:
-        bands = ", ".join(
-            f"{p.name} {p.start}-{p.end} {p.price:g}" for p in tariff.periods
-        )
+        bands = ", ".join(f"{p.name} {p.start}-{p.end} {p.price:g}" for p in tariff.periods)
         lines.append(f"tariff ({tariff.currency}/kWh, {tariff.timezone}): {bands}")
     else:
         lines.append("tariff: none")

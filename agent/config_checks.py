@@ -43,7 +43,9 @@ def _unique_names(config: AgentConfig) -> list[ConfigProblem]:
             if count > 1:
                 key = "id" if section == "devices" else "name"
                 problems.append(
-                    ConfigProblem(f"{section}[{name}].{key}", name, f"used {count} times; must be unique")
+                    ConfigProblem(
+                        f"{section}[{name}].{key}", name, f"used {count} times; must be unique"
+                    )
                 )
     return problems
 
@@ -72,7 +74,9 @@ def _device_references(config: AgentConfig) -> list[ConfigProblem]:
         try:
             profile = load_profile(device.profile)
         except ProfileError as exc:
-            problems.append(ConfigProblem(f"devices[{device.id}].profile", device.profile, str(exc)))
+            problems.append(
+                ConfigProblem(f"devices[{device.id}].profile", device.profile, str(exc))
+            )
             continue
         if profile.kind != device.kind.value:
             problems.append(
@@ -131,11 +135,17 @@ def _tariff(config: AgentConfig) -> list[ConfigProblem]:
     for period in periods:
         if period.start_minute == period.end_minute:
             problems.append(
-                ConfigProblem(f"tariff.periods[{period.name}]", period.start, "starts where it ends")
+                ConfigProblem(
+                    f"tariff.periods[{period.name}]", period.start, "starts where it ends"
+                )
             )
+        clash: TariffPeriod | None = None
         for minute in _minutes(period):
             holder = owner[minute]
-            if holder is not None and holder is not period:
+            if holder is None:
+                owner[minute] = period
+            elif clash is None:
+                clash = holder
                 problems.append(
                     ConfigProblem(
                         f"tariff.periods[{period.name}]",
@@ -143,8 +153,6 @@ def _tariff(config: AgentConfig) -> list[ConfigProblem]:
                         f"overlaps {holder.name} ({holder.start}-{holder.end}) at {_hhmm(minute)}",
                     )
                 )
-                break
-            owner[minute] = period
     gaps = _gaps(owner)
     if gaps:
         problems.append(

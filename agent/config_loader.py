@@ -90,6 +90,8 @@ def _problems_from(
         value: object = None if error["type"] == "missing" else error.get("input")
         if isinstance(value, dict | list):
             value = None  # the whole table: the path says enough
+        if error["type"] == "union_tag_invalid":
+            path, value = f"{path}.type", error.get("ctx", {}).get("tag")
         message = _explain(error["type"], error["msg"])
         variable = _from_environment(loc, env_paths)
         if variable is not None:

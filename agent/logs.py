@@ -35,9 +35,7 @@ def under_journald(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("JOURNAL_STREAM"))
 
 
-def configure_logging(
-    level: str, timestamps: Literal["auto", "always", "never"] = "auto"
-) -> None:
+def configure_logging(level: str, timestamps: Literal["auto", "always", "never"] = "auto") -> None:
     journald = under_journald()
     show_time = timestamps == "always" or (timestamps == "auto" and not journald)
     pattern = "%(levelname)s %(name)s: %(message)s"

@@ -61,8 +61,9 @@ async def run_demo(seconds: float | None = None) -> None:
     agent = Agent(demo_config(meter_port, free_or_any(DEMO_METRICS_PORT)))
     running = asyncio.create_task(agent.run())
     try:
-        while agent.metrics_port is None and not running.done():
-            await asyncio.sleep(0.05)
+        serving = asyncio.create_task(agent.serving.wait())
+        await asyncio.wait({serving, running}, return_when=asyncio.FIRST_COMPLETED)
+        serving.cancel()
         print(
             f"simulated SDM630 grid meter on modbus-tcp://127.0.0.1:{meter_port} (unit 1)\n"
             f"metrics at http://127.0.0.1:{agent.metrics_port}/metrics\n"
@@ -83,9 +84,7 @@ async def run_demo(seconds: float | None = None) -> None:
 
 
 def main(seconds: float | None = None) -> int:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(seconds))
-    except KeyboardInterrupt:
-        pass
     print("demo stopped", file=sys.stderr)
     return 0

@@ -123,4 +123,3 @@ class ModbusDevice:
         if error is not None:
             result.error = result.error or error
         return None
-

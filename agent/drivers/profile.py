@@ -7,6 +7,7 @@ plausible-looking nonsense at run time.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.quantities import QUANTITIES
-
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -152,7 +152,9 @@ def _parse_field(raw: Any, defaults: dict[str, str], where: str) -> RegisterFiel
     known = {"quantity", "address", "register", "type", "word_order", "scale", "unit", "poll"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(known)}")
+        raise ProfileError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(known)}"
+        )
     quantity = raw.get("quantity")
     if quantity not in QUANTITIES:
         raise ProfileError(f"{where}.quantity: {quantity!r} is not a known quantity")
@@ -187,7 +189,7 @@ def _check_overlaps(fields: tuple[RegisterField, ...], origin: str) -> None:
             raise ProfileError(f"{origin}: quantity {field.quantity} is mapped twice")
         seen.add(field.quantity)
     by_kind = sorted(fields, key=lambda f: (f.kind, f.address))
-    for before, after in zip(by_kind, by_kind[1:], strict=False):
+    for before, after in itertools.pairwise(by_kind):
         if before.kind == after.kind and after.address < before.end:
             raise ProfileError(
                 f"{origin}: fields {before.quantity} and {after.quantity} overlap "

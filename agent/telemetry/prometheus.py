@@ -120,7 +120,9 @@ class SiteCollector(Collector):
 
     def _device_health(self, snap: Snapshot, site: str) -> Iterator[Metric]:
         labels = ["site", "device"]
-        up = GaugeMetricFamily("edge_agent_device_up", "1 if the device answered its last poll", labels=labels)
+        up = GaugeMetricFamily(
+            "edge_agent_device_up", "1 if the device answered its last poll", labels=labels
+        )
         age = GaugeMetricFamily(
             "edge_agent_device_last_success_age_seconds",
             "Seconds since the device last answered",

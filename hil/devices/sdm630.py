@@ -121,8 +121,10 @@ class LoadCurveMeter:
     def __call__(self, now: float) -> MeterValues:
         hour = ((now + self._day_offset_s) / 3600) % 24
         # Two humps (morning and evening) on a night floor, like a taxi hub's charging load.
-        shape = 0.5 - 0.3 * math.cos(2 * math.pi * (hour - 3) / 24) - 0.2 * math.cos(
-            4 * math.pi * (hour - 3) / 24
+        shape = (
+            0.5
+            - 0.3 * math.cos(2 * math.pi * (hour - 3) / 24)
+            - 0.2 * math.cos(4 * math.pi * (hour - 3) / 24)
         )
         total = self._base_w + self._swing_w * shape
         total *= 1 + self._random.gauss(0, 0.02)
@@ -213,7 +215,7 @@ class SimulatedSdm630:
 
     async def stop(self) -> None:
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
 
