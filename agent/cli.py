@@ -17,7 +17,10 @@ from agent.logs import configure_logging
 log = logging.getLogger("agent")
 
 EXIT_OK = 0
-EXIT_BAD_CONFIG = 1
+EXIT_BAD_CONFIG = 1  # check-config: the file has problems
+# run: sysexits' EX_CONFIG, so the unit can tell a bad file (restarting will not help) from
+# a crash (restarting will) with RestartPreventExitStatus=78.
+EXIT_RUN_BAD_CONFIG = 78
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +85,7 @@ def run(path: Path) -> int:
         for line in exc.report().splitlines():
             log.error("%s", line.strip())
         log.error("not starting: fix the configuration and check it with 'edge-agent check-config'")
-        return EXIT_BAD_CONFIG
+        return EXIT_RUN_BAD_CONFIG
     configure_logging(config.logging.level.value, config.logging.timestamps)
     from agent.app import Agent  # after logging is set up, so import-time warnings are formatted
 

@@ -200,7 +200,7 @@ def test_run_refuses_a_bad_config(
     write_site: WriteSite, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = write_site(site_toml().replace('type = "tcp"', 'type = "udp"'))
-    assert main(["run", "--config", str(bad)]) == 1
+    assert main(["run", "--config", str(bad)]) == 78  # EX_CONFIG: systemd does not restart
     err = capsys.readouterr().err
     assert f"{bad}: buses[lan].type = 'udp': type must be 'serial' or 'tcp'" in err
     assert "not starting" in err

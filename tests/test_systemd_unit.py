@@ -42,8 +42,8 @@ def _systemd_analyze() -> str:
     if found is None:
         pytest.fail(
             "systemd-analyze is not installed, so the systemd unit cannot be checked. "
-            "The test script installs it with `apt-get install systemd`; on this machine run "
-            "`sudo apt-get install systemd` and re-run the tests."
+            "The test script (scripts/test) installs it with `apt-get install systemd`: run "
+            "scripts/test as root, or `sudo apt-get install systemd` and re-run the tests."
         )
     return found
 
