@@ -9,7 +9,6 @@ and error reporting live in `agent.config_loader`.
 from __future__ import annotations
 
 import re
-from datetime import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -156,12 +155,6 @@ class TariffPeriod(_Section):
     def end_minute(self) -> int:
         return minutes_of_day(self.end)
 
-    def covers(self, at: time) -> bool:
-        minute = at.hour * 60 + at.minute
-        if self.start_minute < self.end_minute:
-            return self.start_minute <= minute < self.end_minute
-        return minute >= self.start_minute or minute < self.end_minute
-
 
 class TariffSection(_Section):
     currency: str = Field(default="EUR", min_length=1, max_length=8)
@@ -244,12 +237,6 @@ class AgentConfig(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The environment wins over the file (passed in as init values); nothing else counts."""
         return (env_settings, init_settings)
-
-    def bus(self, name: str) -> SerialBus | TcpBus:
-        for bus in self.buses:
-            if bus.name == name:
-                return bus
-        raise KeyError(name)
 
     def devices_on(self, bus_name: str) -> list[Device]:
         return [device for device in self.devices if device.bus == bus_name]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.quantities import QUANTITIES
@@ -111,10 +110,6 @@ def load_profile(name: str) -> DeviceProfile:
     if not resource.is_file():
         raise ProfileError(f"no profile named {name!r}; shipped: {', '.join(available_profiles())}")
     return parse_profile(resource.read_text(encoding="utf-8"), origin=f"profiles/{name}.toml")
-
-
-def load_profile_file(path: Path) -> DeviceProfile:
-    return parse_profile(path.read_text(encoding="utf-8"), origin=str(path))
 
 
 def parse_profile(text: str, origin: str) -> DeviceProfile:

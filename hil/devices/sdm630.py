@@ -14,7 +14,7 @@ import math
 import random
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
@@ -217,7 +217,3 @@ class SimulatedSdm630:
         if self._server is not None:
             await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
-
-
-def with_values(values: MeterValues, **changes: object) -> MeterValues:
-    return replace(values, **changes)  # type: ignore[arg-type]
