@@ -29,6 +29,10 @@ STATUS_INTERVAL_S = 5.0
 STOP_TIMEOUT_S = 4.0
 
 
+class StartupError(RuntimeError):
+    """The agent cannot start serving (e.g. the metrics port is taken); says which and why."""
+
+
 class Agent:
     """One site's agent, assembled from its config; `run()` until stopped."""
 
@@ -74,7 +78,7 @@ class Agent:
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
             if self.metrics is not None:
-                self.metrics_port = self.metrics.start()
+                self.metrics_port = self._start_metrics(self.metrics)
             supervised = asyncio.create_task(self.supervisor.run_until(self.stop_event))
             await asyncio.sleep(0)  # let the parts start before announcing readiness
             self.loop.run_cycle()
@@ -94,6 +98,16 @@ class Agent:
             if self.metrics is not None:
                 self.metrics.stop()
             log.info("stopped")
+
+    def _start_metrics(self, metrics: MetricsServer) -> int:
+        try:
+            return metrics.start()
+        except OSError as exc:
+            prom = self.config.prometheus
+            raise StartupError(
+                f"cannot serve metrics on {prom.bind}:{prom.port}: {exc.strerror or exc} "
+                "(another edge-agent running? change prometheus.port)"
+            ) from exc
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s received, stopping", sig.name)

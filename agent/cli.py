@@ -21,6 +21,7 @@ EXIT_BAD_CONFIG = 1  # check-config: the file has problems
 # run: sysexits' EX_CONFIG, so the unit can tell a bad file (restarting will not help) from
 # a crash (restarting will) with RestartPreventExitStatus=78.
 EXIT_RUN_BAD_CONFIG = 78
+EXIT_START_FAILED = 1  # e.g. the metrics port is taken: worth a restart by systemd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,9 +88,13 @@ def run(path: Path) -> int:
         log.error("not starting: fix the configuration and check it with 'edge-agent check-config'")
         return EXIT_RUN_BAD_CONFIG
     configure_logging(config.logging.level.value, config.logging.timestamps)
-    from agent.app import Agent  # after logging is set up, so import-time warnings are formatted
+    from agent.app import Agent, StartupError  # after logging is set up
 
-    asyncio.run(Agent(config).run())
+    try:
+        asyncio.run(Agent(config).run())
+    except StartupError as exc:
+        log.error("%s", exc)
+        return EXIT_START_FAILED
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import main
 from hil.devices.sdm630 import FixedMeter, SimulatedSdm630
 from tests.sites import WriteSite, site_toml
 
@@ -118,3 +119,16 @@ def test_sigint_also_stops_cleanly(write_site: WriteSite) -> None:
     assert process.returncode == 0, stderr
     assert time.monotonic() - sent < 5.0
     assert "grid-meter on lan: not answering (connection)" in stderr
+
+
+def test_metrics_port_in_use_is_a_clear_startup_error(
+    write_site: WriteSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_site(site_toml(metrics_port=port))
+        assert main(["run", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot serve metrics on 127.0.0.1:{port}: Address already in use" in err
