@@ -100,20 +100,22 @@ class Snapshot:
 
 
 class SiteState:
-    """Latest reading per (device, quantity), with per-device staleness limits."""
+    """Latest reading per (device, quantity), with per-quantity staleness limits."""
 
-    def __init__(self, clock: Clock, max_age_s: Mapping[str, float] | None = None) -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._readings: dict[tuple[str, str], Reading] = {}
         self._failed: set[tuple[str, str]] = set()
         self._health: dict[str, DeviceHealth] = {}
-        self._max_age_s = dict(max_age_s or {})
+        self._max_age_s: dict[tuple[str, str], float] = {}
 
-    def register_device(self, device: str, max_age_s: float) -> None:
+    def register_device(self, device: str, max_age_s: Mapping[str, float]) -> None:
+        """Announce a device and, per quantity, the age after which its value is stale."""
         with self._lock:
             self._health.setdefault(device, DeviceHealth())
-            self._max_age_s[device] = max_age_s
+            for quantity, age in max_age_s.items():
+                self._max_age_s[(device, quantity)] = age
 
     def now(self) -> float:
         return self._clock()
@@ -166,7 +168,7 @@ class SiteState:
                 age = now - reading.monotonic
                 if key in self._failed:
                     quality = Quality.BAD
-                elif age > self._max_age_s.get(reading.device, float("inf")):
+                elif age > self._max_age_s.get(key, float("inf")):
                     quality = Quality.STALE
                 else:
                     quality = Quality.GOOD

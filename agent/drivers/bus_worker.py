@@ -80,8 +80,7 @@ class BusWorker:
         now = state.now()
         self._schedules = [_Schedule(device, now) for device in devices]
         for device in devices:
-            # A value is stale once three polls in a row have been missed.
-            state.register_device(device.id, max_age_s=3 * device.config.poll_interval_s + 1)
+            state.register_device(device.id, device.max_age_s())
 
     async def run(self) -> None:
         """Poll forever; only cancellation ends it."""

@@ -22,6 +22,9 @@ from agent.state import Reading
 
 log = logging.getLogger(__name__)
 
+SLOW_EVERY = 10  # slow fields (energy counters, temperatures) are read every tenth poll
+STALE_SLACK_S = 1.0  # on top of three missed reads, for scheduling jitter
+
 
 class RegisterReader(Protocol):
     """The part of a pymodbus async client a device needs; lets tests pass any reader."""
@@ -55,17 +58,32 @@ class ModbusDevice:
         self._wall_clock = wall_clock
         self._polls = 0
         fast = [f for f in profile.fields if f.poll is PollClass.FAST]
-        everything = list(profile.fields)
+        regular = [f for f in profile.fields if f.poll is not PollClass.ONCE]
         self._plan_fast = plan_reads(fast, profile.max_gap)
-        self._plan_all = plan_reads(everything, profile.max_gap)
+        self._plan_regular = plan_reads(regular, profile.max_gap)
+        self._plan_first = plan_reads(profile.fields, profile.max_gap)
 
     @property
     def id(self) -> str:
         return self.config.id
 
     def plan_for_this_poll(self) -> list[ReadBlock]:
-        """Every field on the first poll and every tenth; fast fields in between."""
-        return self._plan_all if self._polls % 10 == 0 else self._plan_fast
+        """Everything on the first poll; slow fields every tenth poll; fast fields always."""
+        if self._polls == 0:
+            return self._plan_first
+        return self._plan_regular if self._polls % SLOW_EVERY == 0 else self._plan_fast
+
+    def max_age_s(self) -> dict[str, float]:
+        """Per quantity, the age after which it is stale: three of its own reads missed."""
+        interval = self.config.poll_interval_s
+        ages = {}
+        for field_ in self.profile.fields:
+            if field_.poll is PollClass.ONCE:
+                ages[field_.quantity] = float("inf")  # nameplate data does not age
+            else:
+                every = 1 if field_.poll is PollClass.FAST else SLOW_EVERY
+                ages[field_.quantity] = 3 * every * interval + STALE_SLACK_S
+        return ages
 
     async def poll(self, client: RegisterReader) -> PollResult:
         result = PollResult()
