@@ -26,7 +26,6 @@ from agent.telemetry.prometheus import MetricsServer, SiteCollector
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 5.0
-STOP_TIMEOUT_S = 4.0
 
 
 class StartupError(RuntimeError):

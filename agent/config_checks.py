@@ -26,6 +26,8 @@ class ConfigProblem:
 def check_site(config: AgentConfig) -> list[ConfigProblem]:
     return [
         *_unique_names(config),
+        *_shared_endpoints(config),
+        *_not_yet_available(config),
         *_device_references(config),
         *_unit_ids(config),
         *_grid_meter(config),
@@ -47,6 +49,40 @@ def _unique_names(config: AgentConfig) -> list[ConfigProblem]:
                         f"{section}[{name}].{key}", name, f"used {count} times; must be unique"
                     )
                 )
+    return problems
+
+
+def _shared_endpoints(config: AgentConfig) -> list[ConfigProblem]:
+    """Two buses on one port or gateway would interleave requests on one line."""
+    problems = []
+    seen: dict[str, str] = {}
+    for bus in config.buses:
+        endpoint = bus.port if isinstance(bus, SerialBus) else f"{bus.host}:{bus.port}"
+        other = seen.setdefault(endpoint, bus.name)
+        if other != bus.name:
+            key = "port" if isinstance(bus, SerialBus) else "host"
+            problems.append(
+                ConfigProblem(
+                    f"buses[{bus.name}].{key}",
+                    endpoint,
+                    f"bus {other} already uses it; put both buses' devices on one bus",
+                )
+            )
+    return problems
+
+
+def _not_yet_available(config: AgentConfig) -> list[ConfigProblem]:
+    """Refuse switches for parts this version does not have, rather than ignore them."""
+    problems = []
+    for section, enabled in (("mqtt", config.mqtt.enabled), ("ocpp", config.ocpp.enabled)):
+        if enabled:
+            problems.append(
+                ConfigProblem(
+                    f"{section}.enabled",
+                    True,
+                    f"{section.upper()} is not available in this version; set it to false",
+                )
+            )
     return problems
 
 

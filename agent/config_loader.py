@@ -148,8 +148,10 @@ def _environment_paths(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]
 def _from_environment(
     loc: Sequence[int | str], env_paths: dict[tuple[str, ...], str]
 ) -> str | None:
-    names = tuple(str(part).lower() for part in loc if isinstance(part, str))
+    """The variable that set this key, or a key inside it (EDGE_AGENT_DEVICES__0__... )."""
+    names = tuple(str(part).lower() for part in loc)
     for path, variable in env_paths.items():
-        if names[: len(path)] == path:
+        shorter = min(len(path), len(names))
+        if shorter and names[:shorter] == path[:shorter]:
             return variable
     return None

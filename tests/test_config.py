@@ -204,3 +204,37 @@ def test_run_refuses_a_bad_config(
     err = capsys.readouterr().err
     assert f"{bad}: buses[lan].type = 'udp': type must be 'serial' or 'tcp'" in err
     assert "not starting" in err
+
+
+def test_two_buses_on_one_gateway(write_site: WriteSite) -> None:
+    second = '\n[[buses]]\nname = "lan2"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 5020\n'
+    path = write_site(site_toml(meter_port=5020) + second)
+    assert problems(path) == [
+        f"{path}: buses[lan2].host = '127.0.0.1:5020': bus lan already uses it; "
+        "put both buses' devices on one bus"
+    ]
+
+
+def test_switches_for_parts_not_in_this_version_are_refused(write_site: WriteSite) -> None:
+    path = write_site(site_toml(extra="[mqtt]\nenabled = true\n"))
+    assert problems(path) == [
+        f"{path}: mqtt.enabled = True: MQTT is not available in this version; set it to false"
+    ]
+
+
+def test_list_entry_from_environment_is_blamed_on_the_variable(
+    write_site: WriteSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGE_AGENT_DEVICES__0__UNIT_ID", "9")
+    (line,) = problems(write_site(site_toml()))
+    assert line.startswith("environment EDGE_AGENT_DEVICES__0__UNIT_ID (devices)")
+
+
+def test_a_whole_list_can_be_replaced_from_the_environment(
+    write_site: WriteSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "EDGE_AGENT_BUSES", '[{"name": "lan", "type": "tcp", "host": "10.0.0.9", "port": 502}]'
+    )
+    config = load_config(write_site(site_toml()))
+    assert [(b.name, getattr(b, "host", None)) for b in config.buses] == [("lan", "10.0.0.9")]

@@ -123,3 +123,17 @@ type = "u16"
 def test_bad_fields_name_file_and_field(body: str, message: str) -> None:
     with pytest.raises(ProfileError, match=r"^profiles/x\.toml: .*" + message):
         parse_profile(PROFILE_HEAD + "[[fields]]\n" + body, origin="profiles/x.toml")
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("max_gap = 2.5", r"profile\.max_gap = 2\.5: must be a whole number 0-120"),
+        ("max_gap = -1", r"profile\.max_gap = -1"),
+        ('colour = "red"', r"profile has unknown key\(s\) colour"),
+    ],
+)
+def test_bad_profile_header_is_a_profile_error(header: str, message: str) -> None:
+    body = '[[fields]]\nquantity = "power"\naddress = 1\ntype = "f32"\n'
+    with pytest.raises(ProfileError, match=r"^profiles/x\.toml: " + message):
+        parse_profile(PROFILE_HEAD + header + "\n" + body, origin="profiles/x.toml")

@@ -118,6 +118,14 @@ def parse_profile(text: str, origin: str) -> DeviceProfile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{origin}: {exc}") from exc
     header = _table(data, "profile", origin)
+    header_keys = {"name", "manufacturer", "model", "kind", "source", "register_kind"}
+    header_keys |= {"word_order", "max_gap"}
+    unknown = sorted(set(header) - header_keys)
+    if unknown:
+        raise ProfileError(f"{origin}: profile has unknown key(s) {', '.join(unknown)}")
+    max_gap = header.get("max_gap", 10)
+    if not isinstance(max_gap, int) or not 0 <= max_gap <= 120:
+        raise ProfileError(f"{origin}: profile.max_gap = {max_gap!r}: must be a whole number 0-120")
     defaults = {
         "word_order": header.get("word_order", "big"),
         "kind": header.get("register_kind", "holding"),
@@ -137,7 +145,7 @@ def parse_profile(text: str, origin: str) -> DeviceProfile:
         kind=_text(header, "kind", origin),
         source=_text(header, "source", origin),
         fields=fields,
-        max_gap=int(header.get("max_gap", 10)),
+        max_gap=max_gap,
     )
 
 
@@ -171,7 +179,9 @@ def _parse_field(raw: Any, defaults: dict[str, str], where: str) -> RegisterFiel
         address=address,
         kind=_enum(RegisterKind, raw.get("register", defaults["kind"]), f"{where}.register"),
         data_type=_enum(DataType, raw.get("type"), f"{where}.type"),
-        word_order=_enum(WordOrder, raw.get("word_order", defaults["word_order"]), where),
+        word_order=_enum(
+            WordOrder, raw.get("word_order", defaults["word_order"]), f"{where}.word_order"
+        ),
         scale=float(scale),
         poll=_enum(PollClass, raw.get("poll", "fast"), f"{where}.poll"),
     )

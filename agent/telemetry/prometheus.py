@@ -134,7 +134,7 @@ class SiteCollector(Collector):
         )
         errors = CounterMetricFamily(
             "edge_agent_device_read_errors",
-            "Failed reads by reason (timeout, connection, exception, garbage, decode, ...)",
+            "Failed polls by first error: timeout, connection, exception, garbage, decode, ...",
             labels=[*labels, "reason"],
         )
         duration = HistogramMetricFamily(
