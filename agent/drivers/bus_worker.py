@@ -17,6 +17,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from agent.config import SerialBus, TcpBus
 from agent.drivers.modbus_device import ModbusDevice, PollResult
+from agent.drivers.rtu_pacing import PacedReader, character_bits, inter_frame_gap_s
 from agent.state import SiteState
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class BusWorker:
         self.state = state
         self._client_factory = client_factory
         self._client: Any = None
+        self._paced: PacedReader | None = None
+        self._paced_client: Any = None
         now = state.now()
         self._schedules = [_Schedule(device, now) for device in devices]
         for device in devices:
@@ -100,7 +103,7 @@ class BusWorker:
         device = schedule.device
         started = self.state.now()
         if await self._connected():
-            result = await device.poll(self._client)
+            result = await device.poll(self._reader())
         else:
             all_quantities = [f.quantity for f in device.profile.fields]
             result = PollResult(failed=all_quantities, error="connection")
@@ -122,6 +125,16 @@ class BusWorker:
         elif not silent and schedule.failures > 0:
             log.info("%s on %s: answering again", device.id, self.bus.name)
         schedule.after_poll(finished, failed=silent)
+
+    def _reader(self) -> Any:
+        """The client itself on TCP; on RTU, the client paced to the inter-frame gap."""
+        if not isinstance(self.bus, SerialBus):
+            return self._client
+        if self._paced is None or self._paced_client is not self._client:
+            bits = character_bits(self.bus.bytesize, self.bus.parity.value, self.bus.stopbits)
+            self._paced = PacedReader(self._client, inter_frame_gap_s(self.bus.baudrate, bits))
+            self._paced_client = self._client
+        return self._paced
 
     async def _connected(self) -> bool:
         if self._client is None:

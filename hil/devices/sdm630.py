@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 # Register numbers from the Eastron document (3xxxx = input register, address = number - 30001).
@@ -170,7 +170,7 @@ class SimulatedSdm630:
         self.unit_id = unit_id
         self.values: MeterValues = source(clock())
         self.reads = 0
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     def device(self) -> SimDevice:
         """The pymodbus simulator device: input registers only, like the real meter's 3xxxx."""
@@ -212,6 +212,11 @@ class SimulatedSdm630:
         assert transport is not None
         sockname = transport.sockets[0].getsockname()  # type: ignore[attr-defined]
         return int(sockname[1])
+
+    async def start_serial(self, port: str, baudrate: int = 9600) -> None:
+        """Serve Modbus RTU on a serial port (in tests, one end of a socat pty pair)."""
+        self._server = ModbusSerialServer(self.device(), port=port, baudrate=baudrate)
+        await self._server.serve_forever(background=True)
 
     async def stop(self) -> None:
         if self._server is not None:
