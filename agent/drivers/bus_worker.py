@@ -78,8 +78,7 @@ class BusWorker:
         self.state = state
         self._client_factory = client_factory
         self._client: Any = None
-        self._paced: PacedReader | None = None
-        self._paced_client: Any = None
+        self._reader: Any = None  # the client, paced on RTU lines
         now = state.now()
         self._schedules = [_Schedule(device, now) for device in devices]
         for device in devices:
@@ -103,7 +102,7 @@ class BusWorker:
         device = schedule.device
         started = self.state.now()
         if await self._connected():
-            result = await device.poll(self._reader())
+            result = await device.poll(self._reader)
         else:
             all_quantities = [f.quantity for f in device.profile.fields]
             result = PollResult(failed=all_quantities, error="connection")
@@ -126,19 +125,17 @@ class BusWorker:
             log.info("%s on %s: answering again", device.id, self.bus.name)
         schedule.after_poll(finished, failed=silent)
 
-    def _reader(self) -> Any:
+    def _pace(self, client: Any) -> Any:
         """The client itself on TCP; on RTU, the client paced to the inter-frame gap."""
         if not isinstance(self.bus, SerialBus):
-            return self._client
-        if self._paced is None or self._paced_client is not self._client:
-            bits = character_bits(self.bus.bytesize, self.bus.parity.value, self.bus.stopbits)
-            self._paced = PacedReader(self._client, inter_frame_gap_s(self.bus.baudrate, bits))
-            self._paced_client = self._client
-        return self._paced
+            return client
+        bits = character_bits(self.bus.bytesize, self.bus.parity.value, self.bus.stopbits)
+        return PacedReader(client, inter_frame_gap_s(self.bus.baudrate, bits))
 
     async def _connected(self) -> bool:
         if self._client is None:
             self._client = self._client_factory(self.bus)
+            self._reader = self._pace(self._client)
         if self._client.connected:
             return True
         try:
@@ -151,3 +148,4 @@ class BusWorker:
         if self._client is not None:
             self._client.close()
             self._client = None
+            self._reader = None
