@@ -16,7 +16,7 @@ from typing import Any
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from agent.config import SerialBus, TcpBus
-from agent.drivers.modbus_device import ModbusDevice, PollResult
+from agent.drivers.modbus_device import ModbusDevice, PollResult, RegisterReader
 from agent.drivers.rtu_pacing import PacedReader, character_bits, inter_frame_gap_s
 from agent.state import SiteState
 
@@ -78,7 +78,7 @@ class BusWorker:
         self.state = state
         self._client_factory = client_factory
         self._client: Any = None
-        self._reader: Any = None  # the client, paced on RTU lines
+        self._reader: RegisterReader | None = None  # the client, paced on RTU lines
         now = state.now()
         self._schedules = [_Schedule(device, now) for device in devices]
         for device in devices:
@@ -101,8 +101,9 @@ class BusWorker:
     async def _poll(self, schedule: _Schedule) -> None:
         device = schedule.device
         started = self.state.now()
-        if await self._connected():
-            result = await device.poll(self._reader)
+        reader = await self._connected_reader()
+        if reader is not None:
+            result = await device.poll(reader)
         else:
             all_quantities = [f.quantity for f in device.profile.fields]
             result = PollResult(failed=all_quantities, error="connection")
@@ -125,24 +126,27 @@ class BusWorker:
             log.info("%s on %s: answering again", device.id, self.bus.name)
         schedule.after_poll(finished, failed=silent)
 
-    def _pace(self, client: Any) -> Any:
+    def _pace(self, client: RegisterReader) -> RegisterReader:
         """The client itself on TCP; on RTU, the client paced to the inter-frame gap."""
         if not isinstance(self.bus, SerialBus):
             return client
         bits = character_bits(self.bus.bytesize, self.bus.parity.value, self.bus.stopbits)
         return PacedReader(client, inter_frame_gap_s(self.bus.baudrate, bits))
 
-    async def _connected(self) -> bool:
+    async def _connected_reader(self) -> RegisterReader | None:
+        """The reader to poll through, connecting first if needed; None if the bus is down."""
         if self._client is None:
             self._client = self._client_factory(self.bus)
             self._reader = self._pace(self._client)
-        if self._client.connected:
-            return True
-        try:
-            return bool(await self._client.connect())
-        except OSError as exc:
-            log.debug("%s: connect failed: %s", self.bus.name, exc)
-            return False
+        if not self._client.connected:
+            try:
+                connected = bool(await self._client.connect())
+            except OSError as exc:
+                log.debug("%s: connect failed: %s", self.bus.name, exc)
+                connected = False
+            if not connected:
+                return None
+        return self._reader
 
     def _close(self) -> None:
         if self._client is not None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from agent.drivers.modbus_device import RegisterReader
 
 FIXED_GAP_S = 0.00175
 FIXED_GAP_ABOVE_BAUD = 19200
@@ -32,7 +34,7 @@ class PacedReader:
     """Wraps a bus client so that no request starts within `gap_s` of the last frame."""
 
     def __init__(
-        self, client: Any, gap_s: float, clock: Callable[[], float] = time.monotonic
+        self, client: RegisterReader, gap_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._client = client
         self._gap_s = gap_s
@@ -45,7 +47,9 @@ class PacedReader:
     async def read_input_registers(self, address: int, *, count: int, device_id: int) -> Any:
         return await self._paced(self._client.read_input_registers, address, count, device_id)
 
-    async def _paced(self, read: Any, address: int, count: int, device_id: int) -> Any:
+    async def _paced(
+        self, read: Callable[..., Awaitable[Any]], address: int, count: int, device_id: int
+    ) -> Any:
         wait = self._line_quiet_since + self._gap_s - self._clock()
         if wait > 0:
             await asyncio.sleep(wait)

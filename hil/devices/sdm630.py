@@ -197,9 +197,10 @@ class SimulatedSdm630:
             return None
         self.values = self._source(self._clock())
         self.reads += 1
+        shown = self.values.register_values()
         for number, name in _INPUT_REGISTERS.items():
             offset = number - 30001 - start_address
-            high, low = _float_words(self.values.register_values()[name])
+            high, low = _float_words(shown[name])
             registers[offset] = high
             registers[offset + 1] = low
         return None
