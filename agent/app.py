@@ -13,12 +13,11 @@ import signal
 import time
 from collections.abc import Callable
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, SerialBus, TcpBus
 from agent.control.loop import CycleLoop
-from agent.drivers.bus_worker import BusWorker
-from agent.drivers.modbus_device import ModbusDevice
-from agent.drivers.profile import load_profile
-from agent.state import SiteState, utc_now
+from agent.drivers.bus_worker import BusWorker, PolledDevice
+from agent.drivers.factory import build_device
+from agent.state import SiteState
 from agent.supervisor import Part, Supervisor
 from agent.systemd import SystemdNotifier
 from agent.telemetry.prometheus import MetricsServer, SiteCollector
@@ -46,9 +45,7 @@ class Agent:
         self.notifier = notifier or SystemdNotifier()
         self.state = SiteState(clock)
         self.loop = CycleLoop(config, self.state)
-        self.workers = [
-            BusWorker(bus, self._devices_on(bus.name), self.state) for bus in config.buses
-        ]
+        self.workers = [BusWorker(bus, self._devices_on(bus), self.state) for bus in config.buses]
         self.metrics: MetricsServer | None = None
         if config.prometheus.enabled:
             collector = SiteCollector(config, self.state.snapshot)
@@ -61,10 +58,9 @@ class Agent:
         parts.append(Part("systemd", self._report_health))
         self.supervisor = Supervisor(parts, clock)
 
-    def _devices_on(self, bus_name: str) -> list[ModbusDevice]:
+    def _devices_on(self, bus: SerialBus | TcpBus) -> list[PolledDevice]:
         return [
-            ModbusDevice(device, load_profile(device.profile), self.clock, utc_now)
-            for device in self.config.devices_on(bus_name)
+            build_device(device, bus, self.clock) for device in self.config.devices_on(bus.name)
         ]
 
     def stop(self) -> None:

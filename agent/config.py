@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/site.toml")
@@ -69,6 +69,9 @@ class SerialBus(_Section):
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
     timeout_s: float = Field(default=0.5, gt=0, le=10)
+    protocol: Literal["modbus", "pylontech"] = Field(
+        default="modbus", description="what the line speaks: Modbus RTU or a BMS's own protocol"
+    )
 
 
 class TcpBus(_Section):
@@ -82,6 +85,28 @@ class TcpBus(_Section):
 
 
 Bus = Annotated[SerialBus | TcpBus, Field(discriminator="type")]
+
+
+class RegisterMapping(_Section):
+    """Where a template profile's field or setpoint sits on this particular device."""
+
+    address: int = Field(ge=0, le=0xFFFF)
+    type: Literal[
+        "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "enum16", "bitfield16", "bitfield32"
+    ]
+    kind: Literal["holding", "input"] = Field(default="holding", alias="register")
+    word_order: Literal["big", "little"] = "big"
+    scale: float = Field(default=1.0, description="register value x scale = value in its unit")
+    min: float | None = Field(default=None, description="setpoints: lowest value allowed")
+    max: float | None = Field(default=None, description="setpoints: highest value allowed")
+
+    @model_validator(mode="after")
+    def _scale_and_range(self) -> RegisterMapping:
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
 
 
 class DeviceKind(StrEnum):
@@ -98,9 +123,14 @@ class Device(_Section):
     kind: DeviceKind
     profile: str = Field(min_length=1, description="file name in agent/drivers/profiles")
     bus: Identifier
-    unit_id: int = Field(default=1, ge=1, le=247)
+    unit_id: int = Field(
+        default=1, ge=0, le=255, description="1-247 on serial lines; TCP devices may use 0 or 255"
+    )
     poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
     description: str = ""
+    registers: dict[str, RegisterMapping] = Field(
+        default_factory=dict, description="template profiles: where each field sits"
+    )
 
 
 class FailSafe(_Section):

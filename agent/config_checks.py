@@ -10,8 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.config import AgentConfig, DeviceKind, SerialBus, TariffPeriod
-from agent.drivers.profile import ProfileError, available_profiles, load_profile
+from agent.config import AgentConfig, Device, DeviceKind, SerialBus, TariffPeriod
+from agent.drivers.profile import DeviceProfile, ProfileError, available_profiles, load_profile
+from agent.drivers.template import TemplateError, bind_template
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -122,6 +123,39 @@ def _device_references(config: AgentConfig) -> list[ConfigProblem]:
                     f"profile {profile.name} is for a {profile.kind}",
                 )
             )
+        problems.extend(_profile_fits(config, device, profile))
+    return problems
+
+
+def _profile_fits(
+    config: AgentConfig, device: Device, profile: DeviceProfile
+) -> list[ConfigProblem]:
+    """The device's bus speaks the profile's protocol, and a template is fully mapped."""
+    where = f"devices[{device.id}]"
+    problems = []
+    bus = next((b for b in config.buses if b.name == device.bus), None)
+    bus_protocol = bus.protocol if isinstance(bus, SerialBus) else "modbus"
+    if bus is not None and bus_protocol != profile.protocol:
+        problems.append(
+            ConfigProblem(
+                f"{where}.bus",
+                device.bus,
+                f"bus {bus.name} speaks {bus_protocol}, profile {profile.name} {profile.protocol}",
+            )
+        )
+    if isinstance(bus, SerialBus) and not 1 <= device.unit_id <= 247:
+        problems.append(
+            ConfigProblem(f"{where}.unit_id", device.unit_id, "on a serial line: 1-247")
+        )
+    if profile.template:
+        try:
+            bind_template(profile, device.registers, where)
+        except TemplateError as exc:
+            problems.append(ConfigProblem(exc.key, "", exc.reason))
+    elif device.registers:
+        problems.append(
+            ConfigProblem(f"{where}.registers", "...", f"profile {profile.name} is not a template")
+        )
     return problems
 
 

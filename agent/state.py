@@ -65,6 +65,8 @@ class DeviceHealth:
     poll_sum_s: float = 0.0
     last_success: float | None = None
     last_error: str = ""
+    info: dict[str, str] = field(default_factory=dict)  # serial number, firmware, model ...
+    writes_total: dict[str, int] = field(default_factory=dict)  # by result: ok, timeout, ...
 
     def copy(self) -> DeviceHealth:
         return DeviceHealth(
@@ -77,6 +79,8 @@ class DeviceHealth:
             poll_sum_s=self.poll_sum_s,
             last_success=self.last_success,
             last_error=self.last_error,
+            info=dict(self.info),
+            writes_total=dict(self.writes_total),
         )
 
 
@@ -87,6 +91,7 @@ class Snapshot:
     taken_at: float
     values: Mapping[tuple[str, str], SnapshotValue]
     health: Mapping[str, DeviceHealth]
+    requests_last_cycle: Mapping[str, int] = field(default_factory=dict)  # per bus
 
     def value(self, device: str, quantity: str) -> float | None:
         """The value if it is fresh and good, else None: unknown is never zero."""
@@ -109,6 +114,7 @@ class SiteState:
         self._failed: set[tuple[str, str]] = set()
         self._health: dict[str, DeviceHealth] = {}
         self._max_age_s: dict[tuple[str, str], float] = {}
+        self._requests_last_cycle: dict[str, int] = {}
 
     def register_device(self, device: str, max_age_s: Mapping[str, float]) -> None:
         """Announce a device and, per quantity, the age after which its value is stale."""
@@ -129,6 +135,7 @@ class SiteState:
         requests: int,
         error: str | None,
         answered: bool,
+        info: Mapping[str, str] | None = None,
     ) -> None:
         """Store one poll's outcome: its readings, the quantities it failed on, its cost.
 
@@ -152,6 +159,8 @@ class SiteState:
                 if duration_s <= bound:
                     health.poll_buckets[index] += 1
             health.up = answered
+            if info:
+                health.info.update(info)
             if answered:
                 health.last_success = now
             if error is None:
@@ -159,6 +168,20 @@ class SiteState:
             else:
                 health.errors_total[error] = health.errors_total.get(error, 0) + 1
                 health.last_error = error
+
+    def record_write(
+        self, device: str, setpoint: str, ok: bool, reason: str, requests: int
+    ) -> None:
+        """Count one setpoint write by its result: ok, or why it failed."""
+        result = "ok" if ok else reason or "failed"
+        with self._lock:
+            health = self._health.setdefault(device, DeviceHealth())
+            health.writes_total[result] = health.writes_total.get(result, 0) + 1
+            health.requests_total += requests
+
+    def set_requests_last_cycle(self, per_bus: Mapping[str, int]) -> None:
+        with self._lock:
+            self._requests_last_cycle = dict(per_bus)
 
     def snapshot(self) -> Snapshot:
         now = self._clock()
@@ -174,7 +197,8 @@ class SiteState:
                     quality = Quality.GOOD
                 values[key] = SnapshotValue(reading, age, quality)
             health = {device: h.copy() for device, h in self._health.items()}
-        return Snapshot(now, MappingProxyType(values), MappingProxyType(health))
+            per_bus = MappingProxyType(dict(self._requests_last_cycle))
+        return Snapshot(now, MappingProxyType(values), MappingProxyType(health), per_bus)
 
 
 def utc_now() -> datetime:

@@ -63,7 +63,7 @@ def test_wrong_type_names_device_by_id(write_site: WriteSite) -> None:
 def test_out_of_range_value_says_what_is_allowed(write_site: WriteSite) -> None:
     path = write_site(site_toml().replace("unit_id = 1", "unit_id = 300"))
     assert problems(path) == [
-        f"{path}: devices[grid-meter].unit_id = 300: Input should be less than or equal to 247"
+        f"{path}: devices[grid-meter].unit_id = 300: Input should be less than or equal to 255"
     ]
 
 
@@ -189,11 +189,11 @@ def test_check_config_command(write_site: WriteSite, capsys: pytest.CaptureFixtu
     assert "grid-meter" in out
     assert "import limit 1200 kW" in out
 
-    bad = write_site(site_toml().replace("unit_id = 1", "unit_id = 0"), name="bad.toml")
+    bad = write_site(site_toml().replace("unit_id = 1", "unit_id = -1"), name="bad.toml")
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"configuration {bad} has 1 problem:" in err
-    assert "devices[grid-meter].unit_id = 0: Input should be greater than or equal to 1" in err
+    assert "devices[grid-meter].unit_id = -1: Input should be greater than or equal to 0" in err
 
 
 def test_run_refuses_a_bad_config(

@@ -1,4 +1,4 @@
-"""Decoding and read planning against the shipped SDM630 profile, and profile validation."""
+"""Decoding, encoding and read planning, against hand-built fields and shipped profiles."""
 
 from __future__ import annotations
 
@@ -8,27 +8,41 @@ import pytest
 
 from agent.drivers.profile import (
     DataType,
+    Encoding,
+    FieldRole,
     PollClass,
-    ProfileError,
     RegisterField,
     RegisterKind,
     WordOrder,
     available_profiles,
     load_profile,
-    parse_profile,
 )
-from agent.drivers.registers import DecodeError, decode_field, encode_float32, plan_reads
+from agent.drivers.registers import (
+    DecodeError,
+    NotImplementedValue,
+    decode_field,
+    decode_raw,
+    decode_text,
+    encode_float32,
+    encode_value,
+    plan_reads,
+    worthwhile_gap,
+)
 
 
-def field(address: int, data_type: DataType = DataType.F32, **kw: object) -> RegisterField:
+def field(
+    address: int,
+    data_type: DataType = DataType.F32,
+    name: str = "power",
+    kind: str = "input",
+    word_order: str = "big",
+    scale: float = 1.0,
+    length: int = 0,
+    not_implemented: bool = False,
+) -> RegisterField:
+    encoding = Encoding(data_type, WordOrder(word_order), scale, None, length, not_implemented)
     return RegisterField(
-        quantity=str(kw.get("quantity", "power")),
-        address=address,
-        kind=RegisterKind(str(kw.get("kind", "input"))),
-        data_type=data_type,
-        word_order=WordOrder(str(kw.get("word_order", "big"))),
-        scale=float(kw.get("scale", 1.0)),  # type: ignore[arg-type]
-        poll=PollClass.FAST,
+        name, FieldRole.QUANTITY, address, RegisterKind(kind), encoding, PollClass.FAST
     )
 
 
@@ -45,31 +59,67 @@ def test_integer_types_and_scale() -> None:
     assert decode_field(field(0, DataType.S16, scale=0.1), 0, [0xFFF6]) == pytest.approx(-1.0)
     assert decode_field(field(0, DataType.U32), 0, [0x0001, 0x0002]) == 65538
     assert decode_field(field(0, DataType.S32, word_order="little"), 0, [0xFFFE, 0xFFFF]) == -2
+    f64 = [0x40FE, 0x2408, 0x0000, 0x0000]  # 123456.5 as IEEE-754 double
+    assert decode_field(field(0, DataType.F64), 0, f64) == 123456.5
+    assert decode_field(field(0, DataType.BITFIELD32), 0, [0x0001, 0x8000]) == 0x18000
 
 
-def test_nan_and_short_replies_are_decode_errors() -> None:
+def test_strings_are_two_characters_per_register() -> None:
+    words = [0x5355, 0x4E32, 0x3030, 0x3000, 0x0000]  # "SUN2000" and NUL padding
+    assert decode_text(field(0, DataType.STRING, length=5), 0, words) == "SUN2000"
+
+
+def test_nan_short_replies_and_sunspec_markers_are_refused() -> None:
     with pytest.raises(DecodeError):
         decode_field(field(0), 0, encode_float32(math.nan))
     with pytest.raises(DecodeError):
         decode_field(field(2), 0, [0, 0, 0x4367])
+    marked = field(0, DataType.S16, not_implemented=True)
+    with pytest.raises(NotImplementedValue):
+        decode_raw(marked, 0, [0x8000])
+    assert decode_raw(marked, 0, [0x8001]) == -32767
+    # Without SunSpec markers 0xFFFF is a plain 65535.
+    assert decode_raw(field(0, DataType.U16), 0, [0xFFFF]) == 65535
+
+
+@pytest.mark.parametrize(
+    ("value", "encoding", "words"),
+    [
+        (16.0, Encoding(DataType.F32), [0x4180, 0x0000]),
+        (16.5, Encoding(DataType.U16, scale=0.1), [165]),
+        (-2.0, Encoding(DataType.S32, WordOrder.LITTLE), [0xFFFE, 0xFFFF]),
+        (7_500.0, Encoding(DataType.U16, scale=100.0), [75]),
+    ],
+)
+def test_encoding_is_the_inverse_of_decoding(
+    value: float, encoding: Encoding, words: list[int]
+) -> None:
+    assert encode_value(value, encoding) == words
+    probe = RegisterField("x", FieldRole.HELPER, 0, RegisterKind.HOLDING, encoding, PollClass.ONCE)
+    assert decode_field(probe, 0, words) == pytest.approx(value)
+
+
+def test_encoding_with_a_scale_factor() -> None:
+    # SunSpec WMaxLimPct = 55.5 % with WMaxLimPct_SF = -1 is the register value 555.
+    assert encode_value(55.5, Encoding(DataType.U16, scale_factor="sf"), scale_factor=-1) == [555]
 
 
 def test_sdm630_profile_is_one_request() -> None:
     profile = load_profile("eastron-sdm630")
     assert "eastron-sdm630" in available_profiles()
     assert profile.field("power").address == 0x34
-    assert profile.field("energy_import").scale == 1000.0
-    blocks = plan_reads(profile.fields, profile.max_gap)
+    assert profile.field("energy_import").encoding.scale == 1000.0
+    blocks = plan_reads(profile.fields, profile.max_gap or 0)
     assert [(b.address, b.count) for b in blocks] == [(0x0000, 0x004C)]
 
 
 def test_planning_splits_on_gap_limit_and_kind() -> None:
     fields = [
-        field(0, quantity="voltage_l1"),
-        field(2, quantity="voltage_l2"),
-        field(30, quantity="voltage_l3"),
-        field(200, quantity="power"),
-        field(0, quantity="frequency", kind="holding"),
+        field(0, name="voltage_l1"),
+        field(2, name="voltage_l2"),
+        field(30, name="voltage_l3"),
+        field(200, name="power"),
+        field(0, name="frequency", kind="holding"),
     ]
     blocks = plan_reads(fields, max_gap=30)
     assert [(b.kind.value, b.address, b.count) for b in blocks] == [
@@ -78,62 +128,44 @@ def test_planning_splits_on_gap_limit_and_kind() -> None:
         ("input", 200, 2),
     ]
     # Never more than 125 registers in one read, however generous the gap allowance.
-    far = [field(0, quantity="voltage_l1"), field(124, quantity="power")]
+    far = [field(0, name="voltage_l1"), field(124, name="power")]
     assert [b.count for b in plan_reads(far, max_gap=500)] == [2, 2]
 
 
-PROFILE_HEAD = """
-[profile]
-name = "x"
-manufacturer = "m"
-model = "m"
-kind = "meter"
-source = "doc"
-"""
+def test_planning_never_reads_across_a_barrier() -> None:
+    fields = [field(0, name="voltage_l1"), field(10, name="voltage_l2")]
+    assert len(plan_reads(fields, max_gap=20)) == 1
+    blocks = plan_reads(fields, max_gap=20, barriers=[(5, 6)])
+    assert [(b.address, b.count) for b in blocks] == [(0, 2), (10, 2)]
+    # A barrier right after the last field does not split anything.
+    assert len(plan_reads(fields, max_gap=20, barriers=[(12, 20)])) == 1
 
 
-def test_overlapping_fields_are_refused() -> None:
-    text = (
-        PROFILE_HEAD
-        + """
-[[fields]]
-quantity = "power"
-address = 10
-type = "f32"
-[[fields]]
-quantity = "frequency"
-address = 11
-type = "u16"
-"""
-    )
-    with pytest.raises(ProfileError, match="fields power and frequency overlap"):
-        parse_profile(text, origin="profiles/x.toml")
+def test_gap_worth_bridging_depends_on_the_bus() -> None:
+    # 9600 baud 8N1: a request costs 20 characters of frames and silences plus a 50 ms
+    # turnaround (48 characters); each register bridged costs 2 characters.
+    assert worthwhile_gap(9600, 10) == 34
+    assert worthwhile_gap(19200, 10) == 58
+    assert worthwhile_gap(115200, 10) == 125
+    assert worthwhile_gap(None) == 100
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ('quantity = "watts"\naddress = 1\ntype = "f32"', r"fields\[0\]\.quantity: 'watts'"),
-        ('quantity = "power"\naddress = 1\ntype = "f128"', r"fields\[0\] \(power\)\.type: 'f128'"),
-        ('quantity = "power"\naddress = 70000\ntype = "f32"', r"\.address: 70000"),
-        ('quantity = "power"\naddress = 1\ntype = "f32"\nunit = "kW"', r"\.unit: 'kW'"),
-        ('quantity = "power"\naddress = 1\ntype = "f32"\ngain = 2', r"unknown key\(s\) gain"),
-    ],
-)
-def test_bad_fields_name_file_and_field(body: str, message: str) -> None:
-    with pytest.raises(ProfileError, match=r"^profiles/x\.toml: .*" + message):
-        parse_profile(PROFILE_HEAD + "[[fields]]\n" + body, origin="profiles/x.toml")
-
-
-@pytest.mark.parametrize(
-    ("header", "message"),
-    [
-        ("max_gap = 2.5", r"profile\.max_gap = 2\.5: must be a whole number 0-120"),
-        ("max_gap = -1", r"profile\.max_gap = -1"),
-        ('colour = "red"', r"profile has unknown key\(s\) colour"),
-    ],
-)
-def test_bad_profile_header_is_a_profile_error(header: str, message: str) -> None:
-    body = '[[fields]]\nquantity = "power"\naddress = 1\ntype = "f32"\n'
-    with pytest.raises(ProfileError, match=r"^profiles/x\.toml: " + message):
-        parse_profile(PROFILE_HEAD + header + "\n" + body, origin="profiles/x.toml")
+def test_huawei_map_plans_the_fewest_reads() -> None:
+    """A realistic sparse map: the exact minimum number of requests at each gap allowance."""
+    # Huawei SUN2000 running data: 32016-32019 (PV1/PV2 V and A), 32064-32065 (input power),
+    # 32069-32071 (grid voltages), 32072-32077 (currents), 32080-32081 (active power),
+    # 32084 (PF), 32085 (frequency), 32087 (temperature), 32089 (status), 32106-32107 (yield).
+    spans = [(32016, 4), (32064, 2), (32069, 3), (32072, 6), (32080, 2), (32084, 1)]
+    spans += [(32085, 1), (32087, 1), (32089, 1), (32106, 2)]
+    fields = []
+    for index, (address, words) in enumerate(spans):
+        data_type = DataType.U32 if words == 2 else DataType.U16
+        for offset in range(0, words, data_type.fixed_words):
+            fields.append(field(address + offset, data_type, name=f"f{index}_{offset}"))
+    # TCP bridges everything: 32016..32107 is 92 registers, one request.
+    assert len(plan_reads(fields, max_gap=worthwhile_gap(None))) == 1
+    # At 9600 baud the 44-register hole after 32019 is not worth bridging; the rest is.
+    blocks = plan_reads(fields, max_gap=worthwhile_gap(9600, 10))
+    assert [(b.address, b.count) for b in blocks] == [(32016, 4), (32064, 44)]
+    # With no bridging at all, every contiguous run is its own request.
+    assert len(plan_reads(fields, max_gap=0)) == 8

@@ -58,6 +58,7 @@ class CycleLoop:
         self.last_duration_s = 0.0
         self.heartbeat: float | None = None  # clock time of the last completed cycle
         self.summary = SiteSummary(None, 0, 0)
+        self._requests_seen: dict[str, int] = {}
 
     def progressing(self, now: float, allowed_cycles: float = 5.0) -> bool:
         """True while cycles keep completing; the watchdog is fed only then."""
@@ -69,10 +70,24 @@ class CycleLoop:
         if self._on_cycle is not None:
             self._on_cycle(snapshot)
         self.summary = summarise(self._config, snapshot)
+        self._count_bus_requests(snapshot)
         finished = self._state.now()
         self.last_duration_s = finished - started
         self.cycles += 1
         self.heartbeat = finished
+
+    def _count_bus_requests(self, snapshot: Snapshot) -> None:
+        """Requests each bus carried since the previous cycle: the cost of our polling."""
+        per_bus: dict[str, int] = {}
+        for bus in self._config.buses:
+            total = sum(
+                snapshot.health[d.id].requests_total
+                for d in self._config.devices_on(bus.name)
+                if d.id in snapshot.health
+            )
+            per_bus[bus.name] = total - self._requests_seen.get(bus.name, total)
+            self._requests_seen[bus.name] = total
+        self._state.set_requests_last_cycle(per_bus)
 
     async def run(self) -> None:
         origin = self._state.now()

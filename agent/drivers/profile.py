@@ -1,28 +1,30 @@
 """Device profiles: a device model's register map, kept as data in `profiles/*.toml`.
 
-A technician adds a device model by adding a TOML file; this module loads and validates it so
-that a wrong map fails at start-up, naming the file and the field, instead of producing
-plausible-looking nonsense at run time.
+This module holds the types a parsed profile is made of and the loader for shipped profiles;
+`profile_parser` turns TOML into them and refuses a wrong map at start-up, naming the file and
+the field, instead of producing plausible-looking nonsense at run time.
+
+A profile is *bound* when every field has an address. Plain profiles are bound as written;
+SunSpec profiles are bound after discovery (`sunspec_binding`), template profiles from the
+device's `registers` table in the site config (`bind_template`).
 """
 
 from __future__ import annotations
 
-import itertools
-import tomllib
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Any, TypeVar
+from types import MappingProxyType
 
-from agent.quantities import QUANTITIES
-
-E = TypeVar("E", bound=StrEnum)
+EMPTY_LABELS: Mapping[int, str] = MappingProxyType({})
 
 
 class RegisterKind(StrEnum):
-    HOLDING = "holding"  # function 3
-    INPUT = "input"  # function 4
+    HOLDING = "holding"  # function 3 (read), 6/16 (write)
+    INPUT = "input"  # function 4, read-only
 
 
 class DataType(StrEnum):
@@ -34,10 +36,35 @@ class DataType(StrEnum):
     S64 = "s64"
     F32 = "f32"
     F64 = "f64"
+    STRING = "string"  # `length` registers of two ASCII characters each
+    ENUM16 = "enum16"  # a code with named values
+    BITFIELD16 = "bitfield16"  # named bits
+    BITFIELD32 = "bitfield32"
 
     @property
-    def words(self) -> int:
-        return {"16": 1, "32": 2, "64": 4}[self.value[1:]]
+    def fixed_words(self) -> int:
+        """Registers the type takes (strings: 0, their length is per field)."""
+        return _WORDS[self]
+
+    @property
+    def has_labels(self) -> bool:
+        return self in (DataType.ENUM16, DataType.BITFIELD16, DataType.BITFIELD32)
+
+
+_WORDS = {
+    DataType.U16: 1,
+    DataType.S16: 1,
+    DataType.U32: 2,
+    DataType.S32: 2,
+    DataType.U64: 4,
+    DataType.S64: 4,
+    DataType.F32: 2,
+    DataType.F64: 4,
+    DataType.STRING: 0,
+    DataType.ENUM16: 1,
+    DataType.BITFIELD16: 1,
+    DataType.BITFIELD32: 2,
+}
 
 
 class WordOrder(StrEnum):
@@ -51,22 +78,88 @@ class PollClass(StrEnum):
     ONCE = "once"  # nameplate, serial number
 
 
+class FieldRole(StrEnum):
+    QUANTITY = "quantity"  # a measurement, one of agent.quantities
+    INFO = "info"  # text or nameplate data: serial number, firmware
+    HELPER = "helper"  # read only to decode others, e.g. a SunSpec scale factor
+
+
+@dataclass(frozen=True, slots=True)
+class SunSpecPoint:
+    """Where a SunSpec profile's value lives: the first of `models` the device has, `point`."""
+
+    models: tuple[int, ...]
+    point: str
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How a number sits in registers; shared by fields, setpoints and constant writes."""
+
+    data_type: DataType
+    word_order: WordOrder = WordOrder.BIG
+    scale: float = 1.0
+    scale_factor: str | None = None  # name of a helper field: x 10^value (SunSpec)
+    length: int = 0  # registers, for strings
+    not_implemented: bool = False  # SunSpec's 0x8000/0xFFFF... markers mean "no value"
+
+    @property
+    def words(self) -> int:
+        return self.length if self.data_type is DataType.STRING else self.data_type.fixed_words
+
+
 @dataclass(frozen=True, slots=True)
 class RegisterField:
-    """One value in the device's register map, decoded into one quantity."""
+    """One value in the device's register map."""
 
-    quantity: str
-    address: int
+    name: str  # the quantity, info or helper name
+    role: FieldRole
+    address: int | None  # None until bound (SunSpec, template)
     kind: RegisterKind
-    data_type: DataType
-    word_order: WordOrder
-    scale: float
+    encoding: Encoding
     poll: PollClass
+    labels: Mapping[int, str] = field(default_factory=lambda: EMPTY_LABELS)
+    sunspec: SunSpecPoint | None = None
+
+    @property
+    def data_type(self) -> DataType:
+        return self.encoding.data_type
+
+    @property
+    def start(self) -> int:
+        if self.address is None:
+            raise ValueError(f"field {self.name} has no address yet")
+        return self.address
 
     @property
     def end(self) -> int:
         """First address after this field."""
-        return self.address + self.data_type.words
+        return self.start + self.encoding.words
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantWrite:
+    """A fixed value written before a setpoint, e.g. an enable flag or a revert timer."""
+
+    address: int | None
+    encoding: Encoding
+    value: float
+    sunspec: SunSpecPoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetpointField:
+    """A register the agent writes: range-checked before sending, read back if it can be."""
+
+    name: str  # one of agent.quantities.SETPOINTS
+    address: int | None
+    encoding: Encoding
+    minimum: float
+    maximum: float
+    readback: bool = True
+    renew_s: float | None = None  # the device drops the setpoint after this long
+    prepare: tuple[ConstantWrite, ...] = ()
+    sunspec: SunSpecPoint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +170,36 @@ class DeviceProfile:
     kind: str
     source: str
     fields: tuple[RegisterField, ...]
-    max_gap: int  # registers worth reading across rather than starting a new request
+    setpoints: tuple[SetpointField, ...] = ()
+    max_gap: int | None = None  # cap on registers read across; None: what the bus makes worth it
+    barriers: tuple[tuple[int, int], ...] = ()  # inclusive ranges a read must not cover
+    protocol: str = "modbus"  # or "pylontech": a serial protocol with no register map
+    sunspec: bool = False
+    template: bool = False
 
-    def field(self, quantity: str) -> RegisterField:
+    @property
+    def bound(self) -> bool:
+        return all(f.address is not None for f in self.fields) and all(
+            s.address is not None for s in self.setpoints
+        )
+
+    def field(self, name: str) -> RegisterField:
         for candidate in self.fields:
-            if candidate.quantity == quantity:
+            if candidate.name == name:
                 return candidate
-        raise KeyError(quantity)
+        raise KeyError(name)
+
+    def setpoint(self, name: str) -> SetpointField:
+        for candidate in self.setpoints:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+    def quantities(self) -> list[RegisterField]:
+        return [f for f in self.fields if f.role is FieldRole.QUANTITY]
+
+    def replace(self, **changes: object) -> DeviceProfile:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 class ProfileError(ValueError):
@@ -95,10 +211,9 @@ PROFILE_FOLDER = resources.files("agent.drivers") / "profiles"
 
 def available_profiles() -> list[str]:
     """Names of the shipped profiles (file names without `.toml`)."""
-    folder = PROFILE_FOLDER
     return sorted(
         entry.name.removesuffix(".toml")
-        for entry in folder.iterdir()
+        for entry in PROFILE_FOLDER.iterdir()
         if entry.name.endswith(".toml")
     )
 
@@ -106,119 +221,12 @@ def available_profiles() -> list[str]:
 @cache
 def load_profile(name: str) -> DeviceProfile:
     """Load a shipped profile by name; cached, profiles never change while running."""
+    from agent.drivers.profile_parser import parse_profile
+
     resource = PROFILE_FOLDER / f"{name}.toml"
     if not resource.is_file():
         raise ProfileError(f"no profile named {name!r}; shipped: {', '.join(available_profiles())}")
-    return parse_profile(resource.read_text(encoding="utf-8"), origin=f"profiles/{name}.toml")
-
-
-def parse_profile(text: str, origin: str) -> DeviceProfile:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{origin}: {exc}") from exc
-    header = _table(data, "profile", origin)
-    header_keys = {"name", "manufacturer", "model", "kind", "source", "register_kind"}
-    header_keys |= {"word_order", "max_gap"}
-    unknown = sorted(set(header) - header_keys)
-    if unknown:
-        raise ProfileError(f"{origin}: profile has unknown key(s) {', '.join(unknown)}")
-    max_gap = header.get("max_gap", 10)
-    if not isinstance(max_gap, int) or not 0 <= max_gap <= 120:
-        raise ProfileError(f"{origin}: profile.max_gap = {max_gap!r}: must be a whole number 0-120")
-    defaults = {
-        "word_order": header.get("word_order", "big"),
-        "kind": header.get("register_kind", "holding"),
-    }
-    raw_fields = data.get("fields")
-    if not isinstance(raw_fields, list) or not raw_fields:
-        raise ProfileError(f"{origin}: [[fields]] is missing or empty")
-    fields = tuple(
-        _parse_field(raw, defaults, f"{origin}: fields[{index}]")
-        for index, raw in enumerate(raw_fields)
-    )
-    _check_overlaps(fields, origin)
-    return DeviceProfile(
-        name=_text(header, "name", origin),
-        manufacturer=_text(header, "manufacturer", origin),
-        model=_text(header, "model", origin),
-        kind=_text(header, "kind", origin),
-        source=_text(header, "source", origin),
-        fields=fields,
-        max_gap=max_gap,
-    )
-
-
-def _parse_field(raw: Any, defaults: dict[str, str], where: str) -> RegisterField:
-    if not isinstance(raw, dict):
-        raise ProfileError(f"{where}: must be a table")
-    known = {"quantity", "address", "register", "type", "word_order", "scale", "unit", "poll"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ProfileError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(known)}"
-        )
-    quantity = raw.get("quantity")
-    if quantity not in QUANTITIES:
-        raise ProfileError(f"{where}.quantity: {quantity!r} is not a known quantity")
-    where = f"{where} ({quantity})"
-    address = raw.get("address")
-    if not isinstance(address, int) or not 0 <= address <= 0xFFFF:
-        raise ProfileError(f"{where}.address: {address!r} is not a register address 0..65535")
-    unit = raw.get("unit", QUANTITIES[quantity].unit)
-    if unit != QUANTITIES[quantity].unit:
-        raise ProfileError(
-            f"{where}.unit: {unit!r}, but {quantity} is kept in {QUANTITIES[quantity].unit!r}; "
-            "use scale to convert"
-        )
-    scale = raw.get("scale", 1.0)
-    if not isinstance(scale, int | float) or scale == 0:
-        raise ProfileError(f"{where}.scale: {scale!r} must be a non-zero number")
-    return RegisterField(
-        quantity=quantity,
-        address=address,
-        kind=_enum(RegisterKind, raw.get("register", defaults["kind"]), f"{where}.register"),
-        data_type=_enum(DataType, raw.get("type"), f"{where}.type"),
-        word_order=_enum(
-            WordOrder, raw.get("word_order", defaults["word_order"]), f"{where}.word_order"
-        ),
-        scale=float(scale),
-        poll=_enum(PollClass, raw.get("poll", "fast"), f"{where}.poll"),
-    )
-
-
-def _check_overlaps(fields: tuple[RegisterField, ...], origin: str) -> None:
-    seen: set[str] = set()
-    for field in fields:
-        if field.quantity in seen:
-            raise ProfileError(f"{origin}: quantity {field.quantity} is mapped twice")
-        seen.add(field.quantity)
-    by_kind = sorted(fields, key=lambda f: (f.kind, f.address))
-    for before, after in itertools.pairwise(by_kind):
-        if before.kind == after.kind and after.address < before.end:
-            raise ProfileError(
-                f"{origin}: fields {before.quantity} and {after.quantity} overlap "
-                f"at {after.kind} register {after.address}"
-            )
-
-
-def _enum(enum: type[E], value: Any, where: str) -> E:
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise ProfileError(f"{where}: {value!r} is not one of {allowed}") from None
-
-
-def _table(data: dict[str, Any], key: str, origin: str) -> dict[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, dict):
-        raise ProfileError(f"{origin}: [{key}] table is missing")
-    return value
-
-
-def _text(table: dict[str, Any], key: str, origin: str) -> str:
-    value = table.get(key)
-    if not isinstance(value, str) or not value:
-        raise ProfileError(f"{origin}: profile.{key} must be a non-empty string")
-    return value
+    profile = parse_profile(resource.read_text(encoding="utf-8"), origin=f"profiles/{name}.toml")
+    if profile.name != name:
+        raise ProfileError(f"profiles/{name}.toml: profile.name is {profile.name!r}, not {name!r}")
+    return profile

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent.drivers.modbus_device import RegisterReader
+from agent.drivers.modbus_device import RegisterClient
 
 FIXED_GAP_S = 0.00175
 FIXED_GAP_ABOVE_BAUD = 19200
@@ -34,7 +34,7 @@ class PacedReader:
     """Wraps a bus client so that no request starts within `gap_s` of the last frame."""
 
     def __init__(
-        self, client: RegisterReader, gap_s: float, clock: Callable[[], float] = time.monotonic
+        self, client: RegisterClient, gap_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._client = client
         self._gap_s = gap_s
@@ -47,14 +47,20 @@ class PacedReader:
     async def read_input_registers(self, address: int, *, count: int, device_id: int) -> Any:
         return await self._paced(self._client.read_input_registers, address, count, device_id)
 
+    async def write_registers(self, address: int, values: list[int], *, device_id: int) -> Any:
+        return await self._paced(self._client.write_registers, address, values, device_id)
+
     async def _paced(
-        self, read: Callable[..., Awaitable[Any]], address: int, count: int, device_id: int
+        self, request: Callable[..., Awaitable[Any]], address: int, what: Any, device_id: int
     ) -> Any:
+        """Send after the gap; `what` is the count of a read or the values of a write."""
         wait = self._line_quiet_since + self._gap_s - self._clock()
         if wait > 0:
             await asyncio.sleep(wait)
         try:
-            return await read(address, count=count, device_id=device_id)
+            if isinstance(what, int):
+                return await request(address, count=what, device_id=device_id)
+            return await request(address, what, device_id=device_id)
         finally:
             # The reply (or the timeout) has ended: the line counts as quiet from here.
             self._line_quiet_since = self._clock()

@@ -26,6 +26,7 @@ from agent import __version__
 from agent.config import AgentConfig, DeviceKind
 from agent.quantities import PHASES
 from agent.state import POLL_DURATION_BUCKETS, Quality, Snapshot
+from agent.telemetry.device_metrics import device_extras, device_quantities
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ class SiteCollector(Collector):
         limit.add_metric([site], self._config.site.grid_import_limit_kw * 1000)
         yield limit
         yield from self._meters(snap, site)
+        yield from device_quantities(self._config, snap)
         yield from self._device_health(snap, site)
+        yield from device_extras(self._config, snap)
 
     def _meters(self, snap: Snapshot, site: str) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
