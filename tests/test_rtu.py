@@ -39,12 +39,16 @@ class InstantReader:
     async def read_holding_registers(self, address: int, *, count: int, device_id: int) -> Any:
         return await self.read_input_registers(address, count=count, device_id=device_id)
 
+    async def write_registers(self, address: int, values: list[int], *, device_id: int) -> Any:
+        return await self.read_input_registers(address, count=len(values), device_id=device_id)
+
 
 async def test_requests_keep_the_gap_between_frames() -> None:
     inner = InstantReader()
     paced = PacedReader(inner, gap_s=0.02)
-    for _ in range(5):
+    for _ in range(4):
         await paced.read_input_registers(0, count=2, device_id=1)
+    await paced.write_registers(0, [1, 2], device_id=1)  # writes are paced too
     gaps = [b - a for a, b in zip(inner.sent, inner.sent[1:], strict=False)]
     assert len(gaps) == 4
     assert min(gaps) >= 0.02

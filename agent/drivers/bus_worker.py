@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from agent.config import Device, SerialBus, TcpBus
+from agent.drivers.line_activity import GarbleAwareClient, LineActivity
 from agent.drivers.modbus_device import ModbusDevice, PollResult
 from agent.drivers.rtu_pacing import PacedReader, character_bits, inter_frame_gap_s
 from agent.drivers.setpoints import check_setpoint, write_setpoint
@@ -28,8 +29,10 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
 WRITE_RETRY_S = 1.0  # a failed write is tried again at the next control cycle
-# Errors that mean the device did not answer at all; only these back a device off.
+# Errors that mean the device did not answer at all: it counts as down.
 SILENT_ERRORS = frozenset({"timeout", "connection"})
+# Errors that cost the bus a whole timeout; a device causing them is backed off.
+BACKOFF_ERRORS = SILENT_ERRORS | {"garbage"}
 
 
 class PolledDevice(Protocol):
@@ -60,14 +63,19 @@ class Link(Protocol):
     def close(self) -> None: ...
 
 
-def make_link(bus: SerialBus | TcpBus) -> Any:
+def make_link(bus: SerialBus | TcpBus, trace_packet: Callable[[bool, bytes], bytes]) -> Any:
     """The connection for a bus, with pymodbus' own retries and reconnects off."""
     if isinstance(bus, TcpBus):
         return AsyncModbusTcpClient(
-            bus.host, port=bus.port, timeout=bus.timeout_s, retries=0, reconnect_delay=0
+            bus.host,
+            port=bus.port,
+            timeout=bus.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+            trace_packet=trace_packet,
         )
     if bus.protocol == "pylontech":
-        from agent.drivers.pylontech_link import PylontechLink
+        from agent.drivers.pylontech_link import PylontechLink  # noqa: PLC0415
 
         return PylontechLink(bus)
     return AsyncModbusSerialClient(
@@ -79,15 +87,30 @@ def make_link(bus: SerialBus | TcpBus) -> Any:
         timeout=bus.timeout_s,
         retries=0,
         reconnect_delay=0,
+        trace_packet=trace_packet,
     )
+
+
+def modbus_reader(bus: SerialBus | TcpBus, link: Any, activity: LineActivity) -> Any:
+    """What devices talk through: garbled replies told from silence, RTU frames paced."""
+    if isinstance(bus, SerialBus) and bus.protocol != "modbus":
+        return link
+    reader = GarbleAwareClient(link, activity)
+    if isinstance(bus, TcpBus):
+        return reader
+    bits = character_bits(bus.bytesize, bus.parity.value, bus.stopbits)
+    return PacedReader(reader, inter_frame_gap_s(bus.baudrate, bits))
 
 
 class _Schedule:
     """When each device is due next, and how far it is backed off."""
 
-    def __init__(self, device: PolledDevice, interval_s: float, first_due: float) -> None:
+    def __init__(
+        self, device: PolledDevice, interval_s: float, first_due: float, max_backoff_s: float
+    ) -> None:
         self.device = device
         self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
         self.due = first_due
         self.failures = 0
 
@@ -95,7 +118,8 @@ class _Schedule:
         interval = self.interval_s
         if failed:
             self.failures += 1
-            interval = min(interval * 2 ** (self.failures - 1), max(MAX_BACKOFF_S, interval))
+            backed_off = interval * 2 ** (self.failures - 1)
+            interval = min(backed_off, max(self.max_backoff_s, interval))
         else:
             self.failures = 0
         # Keep the cadence when on time; never try to catch up on missed polls.
@@ -118,16 +142,21 @@ class BusWorker:
         bus: SerialBus | TcpBus,
         devices: Sequence[PolledDevice],
         state: SiteState,
-        link_factory: Callable[[SerialBus | TcpBus], Any] = make_link,
+        link_factory: Callable[[SerialBus | TcpBus, Callable[[bool, bytes], bytes]], Any] = (
+            make_link
+        ),
+        max_backoff_s: float = MAX_BACKOFF_S,
     ) -> None:
         self.bus = bus
         self.state = state
         self._link_factory = link_factory
         self._link: Any = None
+        self._activity = LineActivity()
         self._reader: Any = None  # what devices talk through: the link, paced on RTU lines
         now = state.now()
         self._schedules = [
-            _Schedule(device, device.config.poll_interval_s, now) for device in devices
+            _Schedule(device, device.config.poll_interval_s, now, max_backoff_s)
+            for device in devices
         ]
         self._pending: dict[tuple[str, str], _PendingWrite] = {}
         self._wake = asyncio.Event()
@@ -231,24 +260,18 @@ class BusWorker:
             answered=not silent,
             info=result.info,
         )
-        if silent and schedule.failures == 0:
+        backs_off = result.error in BACKOFF_ERRORS
+        if backs_off and schedule.failures == 0:
             log.warning("%s on %s: not answering (%s)", device.id, self.bus.name, result.error)
-        elif not silent and schedule.failures > 0:
+        elif not backs_off and schedule.failures > 0:
             log.info("%s on %s: answering again", device.id, self.bus.name)
-        schedule.after_poll(finished, failed=silent)
-
-    def _pace(self, link: Any) -> Any:
-        """The link itself on TCP; on a Modbus RTU line, paced to the inter-frame gap."""
-        if not isinstance(self.bus, SerialBus) or self.bus.protocol != "modbus":
-            return link
-        bits = character_bits(self.bus.bytesize, self.bus.parity.value, self.bus.stopbits)
-        return PacedReader(link, inter_frame_gap_s(self.bus.baudrate, bits))
+        schedule.after_poll(finished, failed=result.error in BACKOFF_ERRORS)
 
     async def _connected_reader(self) -> Any:
         """What to talk through, connecting first if needed; None if the bus is down."""
         if self._link is None:
-            self._link = self._link_factory(self.bus)
-            self._reader = self._pace(self._link)
+            self._link = self._link_factory(self.bus, self._activity.trace)
+            self._reader = modbus_reader(self.bus, self._link, self._activity)
         if not self._link.connected:
             try:
                 connected = bool(await self._link.connect())

@@ -20,6 +20,8 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from hil.devices.faults import FaultSwitch
+
 # Register numbers from the Eastron document (3xxxx = input register, address = number - 30001).
 _INPUT_REGISTERS: dict[int, str] = {
     30001: "voltage_l1",
@@ -170,6 +172,7 @@ class SimulatedSdm630:
         self.unit_id = unit_id
         self.values: MeterValues = source(clock())
         self.reads = 0
+        self.faults = FaultSwitch()
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     def device(self) -> SimDevice:
@@ -191,6 +194,9 @@ class SimulatedSdm630:
         registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
+        fault = await self.faults.apply()
+        if fault is not None:
+            return fault
         if function_code in (1, 2, 5, 15):
             return ExcCodes.ILLEGAL_FUNCTION
         if function_code != 4:
@@ -207,7 +213,9 @@ class SimulatedSdm630:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve on (host, port); port 0 picks a free one. Returns the port bound."""
-        self._server = ModbusTcpServer(self.device(), address=(host, port))
+        self._server = ModbusTcpServer(
+            self.device(), address=(host, port), ignore_missing_devices=True
+        )
         await self._server.serve_forever(background=True)
         transport = self._server.transport
         assert transport is not None
@@ -216,7 +224,9 @@ class SimulatedSdm630:
 
     async def start_serial(self, port: str, baudrate: int = 9600) -> None:
         """Serve Modbus RTU on a serial port (in tests, one end of a socat pty pair)."""
-        self._server = ModbusSerialServer(self.device(), port=port, baudrate=baudrate)
+        self._server = ModbusSerialServer(
+            self.device(), port=port, baudrate=baudrate, ignore_missing_devices=True
+        )
         await self._server.serve_forever(background=True)
 
     async def stop(self) -> None:
