@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.app import Agent
 from agent.config import Device, SerialBus
+from agent.config_loader import ConfigError, load_config
 from agent.drivers.modbus_device import PollResult
 from agent.drivers.pylontech import (
     Alarm,
@@ -36,6 +38,7 @@ from agent.drivers.pylontech_link import PylontechLink, take_frame
 from agent.state import utc_now
 from hil.devices.pylontech import PackFault, PackReport, SimulatedPack, SimulatedPylontech
 from hil.pty import PtyPair
+from tests.sites import WriteSite
 
 
 def framed(body: str) -> bytes:
@@ -370,3 +373,66 @@ async def test_a_vanished_line_is_a_connection_error(tmp_path: Path) -> None:
         link.close()
         pty.__exit__(None, None, None)
     assert (result.error, result.requests, result.readings) == ("connection", 1, [])
+
+
+PYLONTECH_SITE = """
+[site]
+name = "test-site"
+grid_import_limit_kw = 63
+
+[[buses]]
+name = "bms"
+type = "serial"
+port = "{port}"
+baudrate = 9600
+timeout_s = 0.5
+protocol = "pylontech"
+
+[[devices]]
+id = "battery"
+kind = "battery"
+profile = "pylontech-rs485"
+bus = "bms"
+unit_id = 2
+poll_interval_s = 0.3
+
+[control]
+cycle_s = 0.2
+
+[prometheus]
+enabled = false
+"""
+
+
+async def test_the_agent_reads_a_pack_through_its_site_config(
+    tmp_path: Path, write_site: WriteSite
+) -> None:
+    pack = SimulatedPack(2, soc_pct=72.0, current_a=-10.0)
+    with PtyPair(tmp_path) as pty:
+        simulator = SimulatedPylontech([pack])
+        await simulator.start(str(pty.device_end))
+        agent = Agent(load_config(write_site(PYLONTECH_SITE.format(port=pty.agent_end))))
+        running = asyncio.create_task(agent.run())
+        try:
+            deadline = time.monotonic() + 5
+            while agent.state.snapshot().value("battery", "soc") is None:
+                assert time.monotonic() < deadline, "no SoC from the pack"
+                await asyncio.sleep(0.05)
+            snap = agent.state.snapshot()
+        finally:
+            agent.stop()
+            await running
+            await simulator.stop()
+    assert snap.value("battery", "soc") == pytest.approx(72.0, abs=0.2)
+    assert snap.value("battery", "battery_current") == pytest.approx(-10.0, abs=0.05)
+
+
+def test_a_pylontech_profile_on_a_modbus_bus_is_refused(write_site: WriteSite) -> None:
+    text = PYLONTECH_SITE.format(port="/dev/ttyUSB0").replace('protocol = "pylontech"\n', "")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_site(text))
+    assert any(
+        "devices[battery].bus = 'bms': bus bms speaks modbus, profile pylontech-rs485 pylontech"
+        in line
+        for line in caught.value.lines()
+    )
