@@ -99,6 +99,9 @@ class RegisterMapping(_Section):
     scale: float = Field(default=1.0, description="register value x scale = value in its unit")
     min: float | None = Field(default=None, description="setpoints: lowest value allowed")
     max: float | None = Field(default=None, description="setpoints: highest value allowed")
+    renew_s: float | None = Field(
+        default=None, gt=0, description="setpoints: the device drops the value after this long"
+    )
 
     @model_validator(mode="after")
     def _scale_and_range(self) -> RegisterMapping:

@@ -94,6 +94,11 @@ async def test_metrics_equal_what_the_meter_holds(
     )
     assert samples[device("edge_agent_device_poll_duration_seconds_count")] >= 2
     assert samples[grid("edge_agent_grid_import_limit_watts")] == 1_200_000
+    # One SDM630 polled at the cycle rate: one request per cycle, give or take a slot.
+    per_cycle = samples[
+        ("edge_agent_bus_requests_per_cycle", frozenset({("site", "test-site"), ("bus", "lan")}))
+    ]
+    assert 0 <= per_cycle <= 2
 
 
 async def test_dead_meter_is_down_and_its_values_vanish(

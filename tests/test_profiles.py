@@ -184,7 +184,9 @@ def test_a_template_is_bound_by_the_site_config() -> None:
         template,
         {
             "power": mapping(address=100, type="s32", scale=10.0),
-            "power_limit": mapping(address=200, type="u16", scale=100.0, max=120_000),
+            "power_limit": mapping(
+                address=200, type="u16", scale=100.0, max=120_000, renew_s=30
+            ),
         },
         "devices[dc-01a]",
     )
@@ -192,6 +194,7 @@ def test_a_template_is_bound_by_the_site_config() -> None:
     assert [f.name for f in bound.fields] == ["power"]  # unmapped energy is left out
     assert bound.field("power").encoding.scale == 10.0
     assert bound.setpoint("power_limit").maximum == 120_000
+    assert bound.setpoint("power_limit").renew_s == 30
 
 
 @pytest.mark.parametrize(

@@ -109,9 +109,7 @@ async def test_inverter_values_labels_and_curtailment_write() -> None:
         assert inverter.limit_enabled
         assert inverter.limit_pct == pytest.approx(40.0)
         await wait_until(lambda: inverter.ac_power_w <= 4_000.0 + 1)
-        await wait_until(
-            lambda: (state.snapshot().value("dev", "power") or 1e9) <= 4_010.0
-        )
+        await wait_until(lambda: (state.snapshot().value("dev", "power") or 1e9) <= 4_010.0)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -126,9 +124,7 @@ async def test_battery_over_rtu_with_its_sign_convention(tmp_path: Path) -> None
         bus = SerialBus(
             type="serial", name="rs485", port=str(pty.agent_end), baudrate=38400, timeout_s=0.5
         )
-        client = AsyncModbusSerialClient(
-            str(pty.agent_end), baudrate=38400, timeout=0.5, retries=0
-        )
+        client = AsyncModbusSerialClient(str(pty.agent_end), baudrate=38400, timeout=0.5, retries=0)
         assert await client.connect()
         try:
             device = build_device(
@@ -167,3 +163,30 @@ async def wait_until(condition: Any, within_s: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+async def test_a_failed_write_is_counted_and_retried_next_cycle() -> None:
+    from hil.devices.faults import Fault
+
+    inverter = SimulatedSunSpecInverter(FixedPv(5_000.0), time.monotonic, rated_w=10_000)
+    port = await inverter.start()
+    bus = TcpBus(type="tcp", name="lan", host="127.0.0.1", port=port, timeout_s=0.5)
+    state = SiteState(time.monotonic)
+    worker = BusWorker(bus, [driver(DeviceKind.INVERTER, "sunspec-inverter", bus)], state)
+    running = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: state.snapshot().value("dev", "power") is not None)
+        inverter.faults.set(Fault.EXCEPTION)
+        worker.submit_write("dev", "power_limit_pct", 30.0)
+        await wait_until(
+            lambda: state.snapshot().health["dev"].writes_total.get("exception", 0) >= 1
+        )
+        assert inverter.limit_pct == 100.0
+        inverter.faults.clear()
+        # Retried at the next cycle (1 s) without anyone submitting it again.
+        await wait_until(lambda: state.snapshot().health["dev"].writes_total.get("ok", 0) == 1)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await inverter.stop()
+    assert inverter.limit_pct == pytest.approx(30.0)

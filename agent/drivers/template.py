@@ -48,8 +48,10 @@ def bind_template(
         mapping = registers.get(field_.name)
         if mapping is None:
             continue
-        if mapping.min is not None or mapping.max is not None:
-            raise TemplateError(f"{where}.registers.{field_.name}", "min/max are for setpoints")
+        if mapping.min is not None or mapping.max is not None or mapping.renew_s is not None:
+            raise TemplateError(
+                f"{where}.registers.{field_.name}", "min, max and renew_s are for setpoints"
+            )
         fields.append(
             dataclasses.replace(
                 field_,
@@ -84,6 +86,7 @@ def bind_template(
                 encoding=_encoding(mapping, setpoint.encoding.scale),
                 minimum=minimum,
                 maximum=maximum,
+                renew_s=setpoint.renew_s if mapping.renew_s is None else mapping.renew_s,
             )
         )
     if not fields:
