@@ -238,6 +238,14 @@ class LoggingSection(_Section):
     )
 
 
+class DriversSection(_Section):
+    """Where the site keeps its own device profiles, next to the shipped ones."""
+
+    profiles_dir: Path | None = Field(
+        default=None, description="e.g. /etc/edge-agent/profiles; its files win over shipped ones"
+    )
+
+
 class AgentConfig(BaseSettings):
     """The whole site. Built by `agent.config_loader.load_config`, never directly."""
 
@@ -252,6 +260,7 @@ class AgentConfig(BaseSettings):
     site: SiteSection
     buses: list[Bus] = []
     devices: list[Device] = []
+    drivers: DriversSection = DriversSection()
     control: ControlSection = ControlSection()
     tariff: TariffSection = TariffSection()
     mqtt: MqttSection = MqttSection()

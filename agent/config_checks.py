@@ -90,7 +90,8 @@ def _not_yet_available(config: AgentConfig) -> list[ConfigProblem]:
 def _device_references(config: AgentConfig) -> list[ConfigProblem]:
     problems = []
     bus_names = {b.name for b in config.buses}
-    profiles = available_profiles()
+    local = config.drivers.profiles_dir
+    profiles = available_profiles(local)
     for device in config.devices:
         if device.bus not in bus_names:
             known = ", ".join(sorted(bus_names)) or "none defined"
@@ -104,12 +105,12 @@ def _device_references(config: AgentConfig) -> list[ConfigProblem]:
                 ConfigProblem(
                     f"devices[{device.id}].profile",
                     device.profile,
-                    f"no such profile; shipped: {', '.join(profiles)}",
+                    f"no such profile; known: {', '.join(profiles)}",
                 )
             )
             continue
         try:
-            profile = load_profile(device.profile)
+            profile = load_profile(device.profile, local)
         except ProfileError as exc:
             problems.append(
                 ConfigProblem(f"devices[{device.id}].profile", device.profile, str(exc))

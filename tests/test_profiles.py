@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.config import RegisterMapping
+from agent.config_loader import ConfigError, load_config
 from agent.drivers.profile import (
     DataType,
     DeviceProfile,
@@ -16,6 +19,7 @@ from agent.drivers.profile import (
 from agent.drivers.profile_parser import parse_profile
 from agent.drivers.setpoints import SetpointError, check_setpoint
 from agent.drivers.template import TemplateError, bind_template
+from tests.sites import WriteSite, site_toml
 
 HEAD = """
 [profile]
@@ -219,3 +223,40 @@ def test_template_mapping_mistakes_name_the_config_key(
         bind_template(template, parsed, "devices[dc-01a]")
     assert caught.value.key.endswith(key)
     assert reason in caught.value.reason
+
+
+LOCAL_PROFILE = """
+[profile]
+name = "acme-x100"
+manufacturer = "ACME"
+model = "X100"
+kind = "meter"
+source = "ACME X100 Modbus map v1.2"
+
+[[fields]]
+quantity = "power"
+address = 0x34
+type = "{type}"
+"""
+
+
+def test_a_technician_adds_a_model_in_the_site_profile_folder(
+    tmp_path: Path, write_site: WriteSite
+) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "acme-x100.toml").write_text(LOCAL_PROFILE.format(type="s32"), encoding="utf-8")
+    site = site_toml().replace('profile = "eastron-sdm630"', 'profile = "acme-x100"')
+    site += f'\n[drivers]\nprofiles_dir = "{folder}"\n'
+    config = load_config(write_site(site))
+    assert "acme-x100" in available_profiles(folder)
+    assert load_profile("acme-x100", folder).field("power").address == 0x34
+    assert config.drivers.profiles_dir == folder
+    # A mistake in the site's own file names that file, at start-up.
+    (folder / "acme-x200.toml").write_text(
+        LOCAL_PROFILE.format(type="s48").replace("x100", "x200"), encoding="utf-8"
+    )
+    broken = write_site(site.replace('"acme-x100"', '"acme-x200"'), name="broken.toml")
+    with pytest.raises(ConfigError) as caught:
+        load_config(broken)
+    assert f"{folder}/acme-x200.toml: fields[0] (power).type: 's48'" in caught.value.report()

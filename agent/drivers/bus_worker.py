@@ -21,6 +21,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from agent.config import Device, SerialBus, TcpBus
 from agent.drivers.line_activity import GarbleAwareClient, LineActivity
 from agent.drivers.modbus_device import ModbusDevice, PollResult
+from agent.drivers.pylontech_link import PylontechLink
 from agent.drivers.rtu_pacing import PacedReader, character_bits, inter_frame_gap_s
 from agent.drivers.setpoints import check_setpoint, write_setpoint
 from agent.state import SiteState
@@ -75,8 +76,6 @@ def make_link(bus: SerialBus | TcpBus, trace_packet: Callable[[bool, bytes], byt
             trace_packet=trace_packet,
         )
     if bus.protocol == "pylontech":
-        from agent.drivers.pylontech_link import PylontechLink  # noqa: PLC0415
-
         return PylontechLink(bus)
     return AsyncModbusSerialClient(
         bus.port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from agent.config import Device, SerialBus, TcpBus
 from agent.drivers.bus_worker import PolledDevice
@@ -23,9 +24,12 @@ def bus_gap(bus: SerialBus | TcpBus) -> int:
 
 
 def build_device(
-    device: Device, bus: SerialBus | TcpBus, clock: Callable[[], float]
+    device: Device,
+    bus: SerialBus | TcpBus,
+    clock: Callable[[], float],
+    profiles_dir: Path | None = None,
 ) -> PolledDevice:
-    profile = load_profile(device.profile)
+    profile = load_profile(device.profile, profiles_dir)
     if profile.protocol == "pylontech":
         from agent.drivers.pylontech_bms import PylontechBms
 

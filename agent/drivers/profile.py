@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
 
 EMPTY_LABELS: Mapping[int, str] = MappingProxyType({})
@@ -209,24 +210,37 @@ class ProfileError(ValueError):
 PROFILE_FOLDER = resources.files("agent.drivers") / "profiles"
 
 
-def available_profiles() -> list[str]:
-    """Names of the shipped profiles (file names without `.toml`)."""
-    return sorted(
+def available_profiles(local: Path | None = None) -> list[str]:
+    """Names of the profiles: the shipped ones and those in the site's own folder."""
+    names = {
         entry.name.removesuffix(".toml")
         for entry in PROFILE_FOLDER.iterdir()
         if entry.name.endswith(".toml")
-    )
+    }
+    if local is not None and local.is_dir():
+        names |= {path.stem for path in local.glob("*.toml")}
+    return sorted(names)
 
 
 @cache
-def load_profile(name: str) -> DeviceProfile:
-    """Load a shipped profile by name; cached, profiles never change while running."""
+def load_profile(name: str, local: Path | None = None) -> DeviceProfile:
+    """Load a profile by name; cached, profiles never change while running.
+
+    A file in the site's own folder (`drivers.profiles_dir`) wins over a shipped one of the
+    same name, so a technician can add or correct a model without touching the package.
+    """
     from agent.drivers.profile_parser import parse_profile
 
-    resource = PROFILE_FOLDER / f"{name}.toml"
-    if not resource.is_file():
-        raise ProfileError(f"no profile named {name!r}; shipped: {', '.join(available_profiles())}")
-    profile = parse_profile(resource.read_text(encoding="utf-8"), origin=f"profiles/{name}.toml")
+    local_file = None if local is None else local / f"{name}.toml"
+    if local_file is not None and local_file.is_file():
+        origin, text = str(local_file), local_file.read_text(encoding="utf-8")
+    else:
+        resource = PROFILE_FOLDER / f"{name}.toml"
+        if not resource.is_file():
+            known = ", ".join(available_profiles(local))
+            raise ProfileError(f"no profile named {name!r}; known: {known}")
+        origin, text = f"profiles/{name}.toml", resource.read_text(encoding="utf-8")
+    profile = parse_profile(text, origin=origin)
     if profile.name != name:
-        raise ProfileError(f"profiles/{name}.toml: profile.name is {profile.name!r}, not {name!r}")
+        raise ProfileError(f"{origin}: profile.name is {profile.name!r}, not {name!r}")
     return profile
