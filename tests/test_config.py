@@ -23,7 +23,9 @@ def test_shipped_example_is_valid() -> None:
     config = load_config(REPO / "config" / "site.example.toml")
     assert config.site.name == "taxi-hub"
     assert config.site.grid_import_limit_kw == 1200
-    assert [d.id for d in config.devices] == ["grid-meter", "carport-meter"]
+    assert [d.id for d in config.devices] == [
+        "grid-meter", "carport-meter", "pv-1", "dc-01-1", "battery-bms",
+    ]  # fmt: skip
     assert config.grid_meter is not None
     assert config.grid_meter.unit_id == 1
     assert len(config.tariff.periods) == 6
