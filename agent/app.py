@@ -48,7 +48,9 @@ class Agent:
         self.workers = [BusWorker(bus, self._devices_on(bus), self.state) for bus in config.buses]
         self.metrics: MetricsServer | None = None
         if config.prometheus.enabled:
-            collector = SiteCollector(config, self.state.snapshot)
+            collector = SiteCollector(
+                config, self.state.snapshot, restarts=lambda: self.supervisor.restarts
+            )
             self.metrics = MetricsServer(config.prometheus.bind, config.prometheus.port, collector)
         self.metrics_port: int | None = None
         self.stop_event = asyncio.Event()

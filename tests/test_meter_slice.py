@@ -99,6 +99,11 @@ async def test_metrics_equal_what_the_meter_holds(
         ("edge_agent_bus_requests_per_cycle", frozenset({("site", "test-site"), ("bus", "lan")}))
     ]
     assert 0 <= per_cycle <= 2
+    restarts = (
+        "edge_agent_part_restarts_total",
+        frozenset({("site", "test-site"), ("part", "bus:lan")}),
+    )
+    assert samples[restarts] == 0
 
 
 async def test_dead_meter_is_down_and_its_values_vanish(

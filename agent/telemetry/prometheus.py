@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
@@ -73,9 +73,15 @@ METER_METRICS = _meter_metrics()
 class SiteCollector(Collector):
     """Exports one snapshot of the site per scrape."""
 
-    def __init__(self, config: AgentConfig, snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        snapshot: Callable[[], Snapshot],
+        restarts: Callable[[], Mapping[str, int]] = dict,
+    ) -> None:
         self._config = config
         self._snapshot = snapshot
+        self._restarts = restarts  # per supervised part: how often it was restarted
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
@@ -94,6 +100,14 @@ class SiteCollector(Collector):
         yield from device_quantities(self._config, snap)
         yield from self._device_health(snap, site)
         yield from device_extras(self._config, snap)
+        restarts = CounterMetricFamily(
+            "edge_agent_part_restarts",
+            "Times a part of the agent (a bus worker, the control loop) failed and was restarted",
+            labels=["site", "part"],
+        )
+        for part, count in sorted(self._restarts().items()):
+            restarts.add_metric([site, part], count)
+        yield restarts
 
     def _meters(self, snap: Snapshot, site: str) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
