@@ -50,7 +50,53 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)"
     )
+    _add_tool_commands(commands)
     return parser
+
+
+def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The technician tools; exit codes: 0 answered, 1 bad config, 2 unknown bus/device,
+    3 port busy/missing or gateway unreachable, 4 nothing answered."""
+    scan = commands.add_parser(
+        "scan", help="list the unit ids that answer on a bus and what they are"
+    )
+    scan.add_argument("--bus", required=True, help="bus name from the site file")
+    scan.add_argument(
+        "--units", type=_unit_ids, default="1-247", help="e.g. 1-247 (default) or 1,3,10-12"
+    )
+    scan.add_argument(
+        "--timeout", type=_seconds, default=None, help="per unit (default: the bus's timeout_s)"
+    )
+    scan.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"default {DEFAULT_CONFIG_PATH}"
+    )
+    read = commands.add_parser(
+        "read", help="print every value of a configured device, once or with --watch"
+    )
+    read.add_argument("device", help="device id from the site file")
+    read.add_argument("--watch", action="store_true", help="poll every poll interval until Ctrl-C")
+    read.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"default {DEFAULT_CONFIG_PATH}"
+    )
+
+
+def _unit_ids(text: str) -> tuple[int, ...]:
+    from agent.tools.scan import parse_units  # only `scan` needs pymodbus at parse time
+
+    try:
+        return parse_units(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 30:
+        raise argparse.ArgumentTypeError(f"{text} s: the timeout must be above 0 and up to 30 s")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,7 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hil.demo import main as demo_main  # the simulator is only needed for the demo
 
         return demo_main(args.seconds)
+    if args.command in ("scan", "read"):
+        return _run_tool(args)
     raise AssertionError(args.command)
+
+
+def _run_tool(args: argparse.Namespace) -> int:
+    configure_logging("error")  # the tools print their own lines; no pymodbus chatter
+    if args.command == "scan":
+        from agent.tools.scan import scan_command
+
+        return scan_command(args.config, args.bus, args.units, args.timeout)
+    from agent.tools.read import read_command
+
+    return read_command(args.config, args.device, args.watch)
 
 
 def check_config(path: Path) -> int:

@@ -1,0 +1,1 @@
+"""Helpers of `hil.bench_drivers`: the simulator process, the planning count, the bus runs."""
