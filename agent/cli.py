@@ -172,6 +172,7 @@ def summarise(config: AgentConfig, path: Path) -> str:
         if isinstance(bus, SerialBus):
             where = (
                 f"serial {bus.port} {bus.baudrate} {bus.bytesize}{bus.parity.value}{bus.stopbits}"
+                + ("" if bus.protocol == "modbus" else f", {bus.protocol}")
             )
         else:
             where = f"tcp {bus.host}:{bus.port}"
