@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
+from hil.devices.serving import ModbusServing
 
 # Readable registers (function 3).
 SERIAL_NUMBER = 0x4000  # 4 registers, byte-packed
@@ -145,7 +145,7 @@ class Wallbox:
         return self.errors | (ERROR_MODBUS_LOST if self.communication_lost else 0)
 
 
-class SimulatedTerraAc:
+class SimulatedTerraAc(ModbusServing):
     """A Terra AC on a Modbus TCP port or a serial line; `wallbox` is inspectable and settable."""
 
     def __init__(self, clock: Callable[[], float], unit_id: int = 1) -> None:
@@ -156,7 +156,6 @@ class SimulatedTerraAc:
         self.writes: list[tuple[int, list[int]]] = []  # (address, words) accepted
         self._last = clock()
         self._last_request = self._last
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     # --- the wallbox's behaviour ------------------------------------------------------------
 
@@ -292,29 +291,5 @@ class SimulatedTerraAc:
             registers[offset : offset + len(value)] = value
         return None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve Modbus TCP on (host, port); port 0 picks a free one. Returns the port bound."""
-        self._server = ModbusTcpServer(
-            [self.device()], address=(host, port), ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-        transport = self._server.transport
-        assert transport is not None
-        sockname = transport.sockets[0].getsockname()  # type: ignore[attr-defined]
-        return int(sockname[1])
-
-    async def start_serial(self, port: str, baudrate: int = 9600, parity: str = "N") -> None:
-        """Serve Modbus RTU on a serial port (in tests, one end of a socat pty pair)."""
-        self._server = ModbusSerialServer(
-            [self.device()],
-            port=port,
-            baudrate=baudrate,
-            parity=parity,
-            ignore_missing_devices=True,
-        )
-        await self._server.serve_forever(background=True)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+    def sim_devices(self) -> list[SimDevice]:
+        return [self.device()]

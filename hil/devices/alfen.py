@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
+from hil.devices.serving import ModbusServing
 
 STATION_UNIT = 200
 
@@ -192,7 +192,7 @@ class StationInfo:
     boot_time: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-class SimulatedAlfen:
+class SimulatedAlfen(ModbusServing):
     """An NG9xx station with one or two sockets on one Modbus TCP port.
 
     `sockets[0]` is unit id 1, `sockets[1]` unit id 2. Everything is computed from `clock`
@@ -219,7 +219,6 @@ class SimulatedAlfen:
         self.writes: list[tuple[int, int, list[int]]] = []  # (unit id, address, words) accepted
         self._started = clock()
         self._last = self._started
-        self._server: ModbusTcpServer | None = None
 
     # --- the station's behaviour ------------------------------------------------------------
 
@@ -409,21 +408,8 @@ class SimulatedAlfen:
             return ExcCodes.ILLEGAL_FUNCTION
         return None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve on (host, port); port 0 picks a free one. Returns the port bound."""
-        self._server = ModbusTcpServer(
-            self.devices(), address=(host, port), ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-        transport = self._server.transport
-        assert transport is not None
-        sockname = transport.sockets[0].getsockname()  # type: ignore[attr-defined]
-        return int(sockname[1])
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+    def sim_devices(self) -> list[SimDevice]:
+        return self.devices()
 
 
 def _fill(registers: list[int], start_address: int, words: dict[int, list[int]]) -> None:

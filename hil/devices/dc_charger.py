@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
+from hil.devices.serving import ModbusServing
 
 STATE = 100
 POWER = 101  # s32, 10 W
@@ -107,7 +107,7 @@ class Connector:
         return ConnectorState.CHARGING if self.power_w > 0 else ConnectorState.PREPARING
 
 
-class SimulatedDcCharger:
+class SimulatedDcCharger(ModbusServing):
     """The cabinet and its connectors; call `update()` (or read over Modbus) to move time on."""
 
     def __init__(
@@ -130,7 +130,6 @@ class SimulatedDcCharger:
         }
         self.faults = FaultSwitch()  # the cabinet's communication board: every connector
         self._last = clock()
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     # --- what happens at the connectors ---------------------------------------------------
 
@@ -280,25 +279,5 @@ class SimulatedDcCharger:
             registers[offset : offset + len(words)] = words
         return None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve every connector on (host, port); port 0 picks a free one. Returns the port."""
-        self._server = ModbusTcpServer(
-            self.devices(), address=(host, port), ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-        transport = self._server.transport
-        assert transport is not None
-        sockname = transport.sockets[0].getsockname()  # type: ignore[attr-defined]
-        return int(sockname[1])
-
-    async def start_serial(self, port: str, baudrate: int = 9600) -> None:
-        """Serve Modbus RTU on a serial port, each connector at its unit id."""
-        self._server = ModbusSerialServer(
-            self.devices(), port=port, baudrate=baudrate, ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+    def sim_devices(self) -> list[SimDevice]:
+        return self.devices()

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
+from hil.devices.serving import ModbusServing
 
 # Register numbers from the Huawei document (holding registers, number = wire address).
 MODEL = 30000  # STR, 15 registers
@@ -161,7 +161,7 @@ def _text(value: str, registers: int) -> list[int]:
     return [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
 
 
-class SimulatedSun2000:
+class SimulatedSun2000(ModbusServing):
     """A SUN2000 on a Modbus TCP port or serial line; `values` is what it showed last."""
 
     EFFICIENCY = 0.985
@@ -195,7 +195,6 @@ class SimulatedSun2000:
         self.writes = 0
         self._last = clock()
         self.values = self._compute()
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     def advance(self) -> InverterValues:
         """Count the energy of the power shown since the last access, then show the new state."""
@@ -337,25 +336,5 @@ class SimulatedSun2000:
         self.writes += 1
         return None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve on (host, port); port 0 picks a free one. Returns the port bound."""
-        self._server = ModbusTcpServer(
-            self.device(), address=(host, port), ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-        transport = self._server.transport
-        assert transport is not None
-        sockname = transport.sockets[0].getsockname()  # type: ignore[attr-defined]
-        return int(sockname[1])
-
-    async def start_serial(self, port: str, baudrate: int = 9600) -> None:
-        """Serve Modbus RTU on a serial port (in tests, one end of a socat pty pair)."""
-        self._server = ModbusSerialServer(
-            self.device(), port=port, baudrate=baudrate, ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+    def sim_devices(self) -> list[SimDevice]:
+        return [self.device()]

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
+from hil.devices.serving import ModbusServing
 
 # Register numbers from the Eastron document (3xxxx = input register, address = number - 30001).
 _INPUT_REGISTERS: dict[int, str] = {
@@ -158,7 +158,7 @@ def _float_words(value: float) -> tuple[int, int]:
     return int.from_bytes(raw[:2], "big"), int.from_bytes(raw[2:], "big")
 
 
-class SimulatedSdm630:
+class SimulatedSdm630(ModbusServing):
     """An SDM630 on a Modbus TCP port; `values` is what it showed on its last read."""
 
     def __init__(
@@ -173,7 +173,6 @@ class SimulatedSdm630:
         self.values: MeterValues = source(clock())
         self.reads = 0
         self.faults = FaultSwitch()
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     def device(self) -> SimDevice:
         """The pymodbus simulator device: input registers only, like the real meter's 3xxxx."""
@@ -211,25 +210,5 @@ class SimulatedSdm630:
             registers[offset + 1] = low
         return None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve on (host, port); port 0 picks a free one. Returns the port bound."""
-        self._server = ModbusTcpServer(
-            self.device(), address=(host, port), ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-        transport = self._server.transport
-        assert transport is not None
-        sockname = transport.sockets[0].getsockname()  # type: ignore[attr-defined]
-        return int(sockname[1])
-
-    async def start_serial(self, port: str, baudrate: int = 9600) -> None:
-        """Serve Modbus RTU on a serial port (in tests, one end of a socat pty pair)."""
-        self._server = ModbusSerialServer(
-            self.device(), port=port, baudrate=baudrate, ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+    def sim_devices(self) -> list[SimDevice]:
+        return [self.device()]

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from sunspec2.device import Model
 
 from hil.devices.faults import FaultSwitch
 from hil.devices.sdm630 import MeterSource, MeterValues
+from hil.devices.serving import ModbusServing
 
 SUNSPEC_BASES = (40000, 0, 50000)
 _MARKER = (0x5375, 0x6E53)  # "SunS"
@@ -204,7 +204,7 @@ class _Control:
     apply: _Apply
 
 
-class SunSpecSimulator:
+class SunSpecSimulator(ModbusServing):
     """What the three devices share: the image, pymodbus serving, faults and writes."""
 
     def __init__(
@@ -222,7 +222,6 @@ class SunSpecSimulator:
         self.writes = 0
         self._clock = clock
         self._controls: dict[tuple[int, str], _Control] = {}
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self.image.put_raw(1, "Mn", "edge-agent HIL")
         self.image.put_raw(1, "Md", model_name)
         self.image.put_raw(1, "Vr", "1.0.0")
@@ -304,28 +303,8 @@ class SunSpecSimulator:
             control.apply(value, now)
         return None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve on (host, port); port 0 picks a free one. Returns the port bound."""
-        self._server = ModbusTcpServer(
-            self.device(), address=(host, port), ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-        transport = self._server.transport
-        assert transport is not None
-        sockname = transport.sockets[0].getsockname()  # type: ignore[attr-defined]
-        return int(sockname[1])
-
-    async def start_serial(self, port: str, baudrate: int = 9600) -> None:
-        """Serve Modbus RTU on a serial port (in tests, one end of a socat pty pair)."""
-        self._server = ModbusSerialServer(
-            self.device(), port=port, baudrate=baudrate, ignore_missing_devices=True
-        )
-        await self._server.serve_forever(background=True)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+    def sim_devices(self) -> list[SimDevice]:
+        return [self.device()]
 
 
 # --- meter -------------------------------------------------------------------------------
