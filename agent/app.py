@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from agent.config import AgentConfig, SerialBus, TcpBus
 from agent.control.loop import CycleLoop
+from agent.control.wiring import build_controller
 from agent.drivers.bus_worker import BusWorker, PolledDevice
 from agent.drivers.factory import build_device
 from agent.state import SiteState
@@ -44,8 +45,10 @@ class Agent:
         self.clock = clock
         self.notifier = notifier or SystemdNotifier()
         self.state = SiteState(clock)
-        self.loop = CycleLoop(config, self.state)
         self.workers = [BusWorker(bus, self._devices_on(bus), self.state) for bus in config.buses]
+        self.controller = build_controller(config, self.workers)
+        on_cycle = None if self.controller is None else self.controller.on_cycle
+        self.loop = CycleLoop(config, self.state, on_cycle=on_cycle)
         self.metrics: MetricsServer | None = None
         if config.prometheus.enabled:
             collector = SiteCollector(
@@ -61,9 +64,9 @@ class Agent:
         self.supervisor = Supervisor(parts, clock)
 
     def _devices_on(self, bus: SerialBus | TcpBus) -> list[PolledDevice]:
-        return [
-            build_device(device, bus, self.clock) for device in self.config.devices_on(bus.name)
-        ]
+        local = self.config.drivers.profiles_dir
+        devices = self.config.devices_on(bus.name)
+        return [build_device(device, bus, self.clock, local) for device in devices]
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -153,7 +153,52 @@ class FailSafe(_Section):
 class ControlSection(_Section):
     cycle_s: float = Field(default=1.0, ge=0.1, le=10)
     safety_margin_kw: float = Field(default=0.0, ge=0)
+    strategy: Literal["static"] = Field(
+        default="static", description="how charging power is shared (static: fixed caps)"
+    )
+    static_reserve_kw: float = Field(
+        default=0.0,
+        ge=0,
+        description="highest non-controllable site load; the static caps leave room for it",
+    )
     failsafe: FailSafe = FailSafe()
+
+
+class ChargerConnector(_Section):
+    """One connector of a charger: the configured device that reads and limits it."""
+
+    id: int = Field(ge=1)
+    device: Identifier
+    max_kw: float = Field(gt=0)
+
+
+class Charger(_Section):
+    """A charging station whose connectors share its power (`max_kw`)."""
+
+    id: Identifier
+    kind: Literal["dc", "ac"]
+    max_kw: float = Field(gt=0)
+    phases: Literal[1, 3] = 3
+    phase: Literal["L1", "L2", "L3"] | None = Field(
+        default=None, description="1-phase chargers: the phase it is wired to"
+    )
+    min_a: float | None = Field(default=None, gt=0, description="AC: a car gets this or nothing")
+    max_a: float | None = Field(default=None, gt=0, description="AC: most current per phase")
+    connectors: list[ChargerConnector] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _wiring(self) -> Charger:
+        if self.phases == 1 and self.phase is None:
+            raise ValueError("a 1-phase charger needs phase = L1, L2 or L3")
+        if self.phases == 3 and self.phase is not None:
+            raise ValueError("phase is only for 1-phase chargers")
+        if self.kind == "ac" and (self.min_a is None or self.max_a is None):
+            raise ValueError("an AC charger needs min_a and max_a")
+        if self.min_a is not None and self.max_a is not None and self.min_a > self.max_a:
+            raise ValueError(f"min_a {self.min_a} is above max_a {self.max_a}")
+        if self.kind == "dc" and (self.min_a is not None or self.max_a is not None):
+            raise ValueError("min_a and max_a are for AC chargers")
+        return self
 
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
@@ -260,6 +305,7 @@ class AgentConfig(BaseSettings):
     site: SiteSection
     buses: list[Bus] = []
     devices: list[Device] = []
+    chargers: list[Charger] = []
     drivers: DriversSection = DriversSection()
     control: ControlSection = ControlSection()
     tariff: TariffSection = TariffSection()

@@ -7,21 +7,15 @@ id or name (`devices[meter-main].bus`), not by position.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.charger_checks import check_chargers
 from agent.config import AgentConfig, Device, DeviceKind, SerialBus, TariffPeriod
+from agent.config_problem import ConfigProblem
 from agent.drivers.profile import DeviceProfile, ProfileError, available_profiles, load_profile
 from agent.drivers.template import TemplateError, bind_template
 
 MINUTES_PER_DAY = 24 * 60
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    path: str
-    value: object
-    message: str
 
 
 def check_site(config: AgentConfig) -> list[ConfigProblem]:
@@ -33,6 +27,7 @@ def check_site(config: AgentConfig) -> list[ConfigProblem]:
         *_unit_ids(config),
         *_grid_meter(config),
         *_tariff(config),
+        *check_chargers(config),
     ]
 
 

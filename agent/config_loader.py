@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from agent.config import ENV_NESTED_DELIMITER, ENV_PREFIX, AgentConfig
-from agent.config_checks import ConfigProblem, check_site
+from agent.config_checks import check_site
+from agent.config_problem import ConfigProblem
 
 _BUS_TAGS = {"serial", "tcp"}  # pydantic puts the union's tag into error locations
 

@@ -240,3 +240,38 @@ def test_a_whole_list_can_be_replaced_from_the_environment(
     )
     config = load_config(write_site(site_toml()))
     assert [(b.name, getattr(b, "host", None)) for b in config.buses] == [("lan", "10.0.0.9")]
+
+
+CHARGERS = """
+[[chargers]]
+id = "dc-01"
+kind = "dc"
+max_kw = 120
+connectors = [
+    { id = 1, device = "grid-meter", max_kw = 120 },
+    { id = 1, device = "nope", max_kw = 60 },
+]
+
+[[chargers]]
+id = "wb-1"
+kind = "ac"
+max_kw = 7.4
+phases = 1
+min_a = 6
+max_a = 32
+connectors = [{ id = 1, device = "nope2", max_kw = 7.4 }]
+"""
+
+
+def test_charger_connectors_must_be_limitable_charger_devices(write_site: WriteSite) -> None:
+    path = write_site(site_toml() + CHARGERS)
+    assert problems(path) == [
+        f"{path}: chargers[wb-1]: Value error, a 1-phase charger needs phase = L1, L2 or L3",
+    ]
+    path = write_site(site_toml() + CHARGERS.replace("phases = 1", 'phases = 1\nphase = "L2"'))
+    assert problems(path) == [
+        f"{path}: chargers[dc-01].connectors[1].id = 1: used twice",
+        f"{path}: chargers[dc-01].connectors[1].device = 'grid-meter': is a meter, not a charger",
+        f"{path}: chargers[dc-01].connectors[1].device = 'nope': no such device",
+        f"{path}: chargers[wb-1].connectors[1].device = 'nope2': no such device",
+    ]

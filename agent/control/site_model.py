@@ -1,0 +1,89 @@
+"""The site as the controller sees it: limits, chargers and their connectors, from the config.
+
+Built once at start-up; every strategy works on this, never on raw config sections, so the
+simulator (which builds its config from a scenario) and the daemon share one view of the site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from agent.config import AgentConfig
+
+Phase = Literal["L1", "L2", "L3"]
+ALL_PHASES: tuple[Phase, ...] = ("L1", "L2", "L3")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorModel:
+    device: str  # the configured device that reads and limits this connector
+    charger: str
+    connector: int
+    kind: Literal["dc", "ac"]
+    max_kw: float
+    phases: tuple[Phase, ...]  # the phases a car on it draws from
+    min_a: float | None  # AC: a car gets at least this per phase, or nothing
+    max_a: float | None
+
+    def kw_from_amps(self, amps: float, voltage_v: float) -> float:
+        return amps * voltage_v * len(self.phases) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerModel:
+    id: str
+    kind: Literal["dc", "ac"]
+    max_kw: float
+    connectors: tuple[ConnectorModel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteModel:
+    name: str
+    import_limit_kw: float
+    export_limit_kw: float
+    phase_limit_a: float | None
+    voltage_v: float
+    safety_margin_kw: float
+    reserve_kw: float  # non-controllable load the static caps leave room for
+    grid_meter: str | None
+    chargers: tuple[ChargerModel, ...]
+
+    @property
+    def connectors(self) -> tuple[ConnectorModel, ...]:
+        return tuple(c for charger in self.chargers for c in charger.connectors)
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> SiteModel:
+        chargers = []
+        for charger in config.chargers:
+            phases: tuple[Phase, ...] = (
+                ALL_PHASES if charger.phases == 3 else (charger.phase or "L1",)
+            )
+            connectors = tuple(
+                ConnectorModel(
+                    device=c.device,
+                    charger=charger.id,
+                    connector=c.id,
+                    kind=charger.kind,
+                    max_kw=c.max_kw,
+                    phases=phases,
+                    min_a=charger.min_a,
+                    max_a=charger.max_a,
+                )
+                for c in charger.connectors
+            )
+            chargers.append(ChargerModel(charger.id, charger.kind, charger.max_kw, connectors))
+        site = config.site
+        return cls(
+            name=site.name,
+            import_limit_kw=site.grid_import_limit_kw,
+            export_limit_kw=site.grid_export_limit_kw,
+            phase_limit_a=site.phase_current_limit_a,
+            voltage_v=site.nominal_voltage_v,
+            safety_margin_kw=config.control.safety_margin_kw,
+            reserve_kw=config.control.static_reserve_kw,
+            grid_meter=site.grid_meter,
+            chargers=tuple(chargers),
+        )

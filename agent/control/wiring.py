@@ -1,0 +1,69 @@
+"""Assembling the control path from the config: strategy, actuator targets, the cycle hook.
+
+Kept out of `agent.app` so the daemon's assembly stays readable and the simulator can build the
+same controller for a scenario's generated config.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from agent.config import AgentConfig
+from agent.control.actuator import Actuator, SetpointTarget
+from agent.control.plan import Plan
+from agent.control.site_model import SiteModel
+from agent.control.strategy import Strategy, make_strategy
+from agent.drivers.bus_worker import BusWorker
+from agent.drivers.modbus_device import ModbusDevice
+from agent.state import Snapshot
+
+log = logging.getLogger(__name__)
+
+SETPOINTS = {"dc": ("power_limit", 1000.0), "ac": ("current_limit", 1.0)}  # name, plan->device
+
+
+class Controller:
+    """Strategy + actuator: the loop's per-cycle hook."""
+
+    def __init__(self, strategy: Strategy, actuator: Actuator) -> None:
+        self.strategy = strategy
+        self.actuator = actuator
+        self.last_plan: Plan | None = None
+
+    def on_cycle(self, snapshot: Snapshot) -> None:
+        plan = self.strategy.step(snapshot, snapshot.taken_at)
+        self.actuator.apply(plan, snapshot.taken_at)
+        self.last_plan = plan
+
+
+def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Controller | None:
+    """The controller for a site with chargers; None where there is nothing to control."""
+    if not config.chargers:
+        return None
+    site = SiteModel.from_config(config)
+    by_device = {device.id: (worker, device) for worker in workers for device in worker.devices}
+    targets: dict[str, SetpointTarget] = {}
+    for connector in site.connectors:
+        worker, device = by_device[connector.device]
+        if not isinstance(device, ModbusDevice):
+            continue
+        name, factor = SETPOINTS[connector.kind]
+        setpoint = device.profile.setpoint(name)  # checked at start-up by charger_checks
+        targets[connector.device] = SetpointTarget(
+            device=connector.device,
+            setpoint=name,
+            factor=factor,
+            minimum=setpoint.minimum,
+            maximum=setpoint.maximum,
+            renew_s=setpoint.renew_s,
+            submit=worker.submit_write,
+        )
+    strategy = make_strategy(config.control.strategy, site)
+    log.info(
+        "controller: %s strategy, %d connectors on %d chargers",
+        strategy.name,
+        len(site.connectors),
+        len(site.chargers),
+    )
+    return Controller(strategy, Actuator(targets))
