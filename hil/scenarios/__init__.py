@@ -1,0 +1,1 @@
+"""Scenario files (FORMAT.md, version 1) and the scripts that generate some of them."""
