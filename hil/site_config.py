@@ -125,7 +125,10 @@ def _buses(scenario: Scenario, ends: Endpoints) -> str:
 
 
 def _tcp_bus(name: str, host: str, port: int) -> str:
-    return f'\n[[buses]]\nname = "{name}"\ntype = "tcp"\nhost = "{host}"\nport = {port}\ntimeout_s = 0.5\n'
+    return (
+        f'\n[[buses]]\nname = "{name}"\ntype = "tcp"\nhost = "{host}"\nport = {port}\n'
+        "timeout_s = 0.5\n"
+    )
 
 
 def _device(device_id: str, kind: str, profile: str, bus: str, unit: int, poll_s: float) -> str:
