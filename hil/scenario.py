@@ -18,7 +18,7 @@ PHASES: tuple[Phase, ...] = ("L1", "L2", "L3")
 
 @dataclass(frozen=True, slots=True)
 class Curve:
-    """`[[t_s, value], ...]`, linear between points, held flat before the first and after the last."""
+    """`[[t_s, value], ...]`, linear between points, flat before the first and after the last."""
 
     times: tuple[float, ...]
     values: tuple[float, ...]

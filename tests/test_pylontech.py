@@ -20,20 +20,16 @@ from agent.app import Agent
 from agent.config import Device, SerialBus
 from agent.config_loader import ConfigError, load_config
 from agent.drivers.modbus_device import PollResult
-from agent.drivers.pylontech import (
+from agent.drivers.pylontech import Command, FrameError, ReturnCode, decode_response, encode_request
+from agent.drivers.pylontech_bms import PylontechBms
+from agent.drivers.pylontech_info import (
     Alarm,
     ChargeStatus,
-    Command,
-    FrameError,
-    ReturnCode,
-    decode_response,
-    encode_request,
     parse_alarm_info,
     parse_analog_values,
     parse_charge_management,
     parse_manufacturer_info,
 )
-from agent.drivers.pylontech_bms import PylontechBms
 from agent.drivers.pylontech_link import PylontechLink, take_frame
 from agent.state import utc_now
 from hil.devices.pylontech import PackFault, PackReport, SimulatedPack, SimulatedPylontech

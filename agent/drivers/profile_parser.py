@@ -12,7 +12,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from agent.drivers.profile import (
     ConstantWrite,
@@ -28,9 +28,21 @@ from agent.drivers.profile import (
     SunSpecPoint,
     WordOrder,
 )
+from agent.drivers.profile_values import (
+    barriers,
+    choices,
+    enum_value,
+    header_flag,
+    header_text,
+    is_int,
+    is_number,
+    max_gap,
+    refuse_unknown,
+    scale_only,
+    setpoint_bound,
+    table_list,
+)
 from agent.quantities import QUANTITIES, SETPOINTS
-
-E = TypeVar("E")
 
 HEADER_KEYS = frozenset(
     {
@@ -53,10 +65,10 @@ class _Defaults:
     """Header values that fields inherit, and how the profile locates its registers."""
 
     def __init__(self, header: Mapping[str, Any], origin: str) -> None:
-        self.kind = _enum(
+        self.kind = enum_value(
             RegisterKind, header.get("register_kind", "holding"), f"{origin}: profile.register_kind"
         )
-        self.word_order = _enum(
+        self.word_order = enum_value(
             WordOrder, header.get("word_order", "big"), f"{origin}: profile.word_order"
         )
         marker = header.get("not_implemented")
@@ -64,8 +76,8 @@ class _Defaults:
             raise ProfileError(
                 f'{origin}: profile.not_implemented = {marker!r}: only "sunspec" is known'
             )
-        self.sunspec = _flag(header, "sunspec", origin)
-        self.template = _flag(header, "template", origin)
+        self.sunspec = header_flag(header, "sunspec", origin)
+        self.template = header_flag(header, "template", origin)
         self.not_implemented = marker == "sunspec" or self.sunspec
         if self.sunspec and self.template:
             raise ProfileError(f"{origin}: a profile is either sunspec or template, not both")
@@ -82,7 +94,7 @@ def parse_profile(text: str, origin: str) -> DeviceProfile:
     header = data.get("profile")
     if not isinstance(header, dict):
         raise ProfileError(f"{origin}: [profile] table is missing")
-    _refuse_unknown(header, HEADER_KEYS, f"{origin}: profile")
+    refuse_unknown(header, HEADER_KEYS, f"{origin}: profile")
     defaults = _Defaults(header, origin)
     protocol = header.get("protocol", "modbus")
     if protocol not in PROTOCOLS:
@@ -91,22 +103,24 @@ def parse_profile(text: str, origin: str) -> DeviceProfile:
         )
     fields = tuple(
         _parse_field(raw, defaults, f"{origin}: fields[{index}]")
-        for index, raw in enumerate(_list(data, "fields", origin, required=protocol == "modbus"))
+        for index, raw in enumerate(
+            table_list(data, "fields", origin, required=protocol == "modbus")
+        )
     )
     setpoints = tuple(
         _parse_setpoint(raw, defaults, f"{origin}: setpoints[{index}]")
-        for index, raw in enumerate(_list(data, "setpoints", origin, required=False))
+        for index, raw in enumerate(table_list(data, "setpoints", origin, required=False))
     )
     profile = DeviceProfile(
-        name=_text(header, "name", origin),
-        manufacturer=_text(header, "manufacturer", origin),
-        model=_text(header, "model", origin),
-        kind=_text(header, "kind", origin),
-        source=_text(header, "source", origin),
+        name=header_text(header, "name", origin),
+        manufacturer=header_text(header, "manufacturer", origin),
+        model=header_text(header, "model", origin),
+        kind=header_text(header, "kind", origin),
+        source=header_text(header, "source", origin),
         fields=fields,
         setpoints=setpoints,
-        max_gap=_max_gap(header, origin),
-        barriers=_barriers(header, origin),
+        max_gap=max_gap(header, origin),
+        barriers=barriers(header, origin),
         protocol=protocol,
         sunspec=defaults.sunspec,
         template=defaults.template,
@@ -159,9 +173,9 @@ def parse_encoding(
     """The type/word_order/scale/scale_factor/length keys of a field, setpoint or override."""
     if "type" not in raw:
         if required:
-            raise ProfileError(f"{where}.type is missing; one of {_choices(DataType)}")
+            raise ProfileError(f"{where}.type is missing; one of {choices(DataType)}")
         return None
-    data_type = _enum(DataType, raw["type"], f"{where}.type")
+    data_type = enum_value(DataType, raw["type"], f"{where}.type")
     scale = raw.get("scale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, int | float) or scale == 0:
         raise ProfileError(f"{where}.scale: {scale!r} must be a non-zero number")
@@ -176,7 +190,7 @@ def parse_encoding(
         raise ProfileError(f"{where}.scale_factor: {sf!r} must name a field")
     return Encoding(
         data_type=data_type,
-        word_order=_enum(WordOrder, raw.get("word_order", word_order), f"{where}.word_order"),
+        word_order=enum_value(WordOrder, raw.get("word_order", word_order), f"{where}.word_order"),
         scale=float(scale),
         scale_factor=sf,
         length=length,
@@ -187,7 +201,7 @@ def parse_encoding(
 def _parse_field(raw: Any, defaults: _Defaults, where: str) -> RegisterField:
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: must be a table")
-    _refuse_unknown(raw, FIELD_KEYS, where)
+    refuse_unknown(raw, FIELD_KEYS, where)
     role, name = _role(raw, where)
     where = f"{where} ({name})"
     address, sunspec = _location(raw, defaults, where)
@@ -199,7 +213,7 @@ def _parse_field(raw: Any, defaults: _Defaults, where: str) -> RegisterField:
         required=not (defaults.sunspec or defaults.template),
     )
     if encoding is None:  # given later by the SunSpec model or the site config
-        encoding = Encoding(DataType.U16, defaults.word_order, _scale_only(raw, where))
+        encoding = Encoding(DataType.U16, defaults.word_order, scale_only(raw, where))
     if role is FieldRole.QUANTITY:
         expected = QUANTITIES[name].unit
         if raw.get("unit", expected) != expected:
@@ -212,9 +226,9 @@ def _parse_field(raw: Any, defaults: _Defaults, where: str) -> RegisterField:
         name=name,
         role=role,
         address=address,
-        kind=_enum(RegisterKind, raw.get("register", defaults.kind), f"{where}.register"),
+        kind=enum_value(RegisterKind, raw.get("register", defaults.kind), f"{where}.register"),
         encoding=encoding,
-        poll=_enum(PollClass, raw.get("poll", "fast"), f"{where}.poll"),
+        poll=enum_value(PollClass, raw.get("poll", "fast"), f"{where}.poll"),
         labels=labels,
         sunspec=sunspec,
     )
@@ -223,7 +237,7 @@ def _parse_field(raw: Any, defaults: _Defaults, where: str) -> RegisterField:
 def _parse_setpoint(raw: Any, defaults: _Defaults, where: str) -> SetpointField:
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: must be a table")
-    _refuse_unknown(raw, SETPOINT_KEYS, where)
+    refuse_unknown(raw, SETPOINT_KEYS, where)
     name = raw.get("name")
     if name not in SETPOINTS:
         raise ProfileError(f"{where}.name: {name!r} is not one of {', '.join(SETPOINTS)}")
@@ -239,15 +253,17 @@ def _parse_setpoint(raw: Any, defaults: _Defaults, where: str) -> SetpointField:
         defaults.not_implemented,
         where,
         required=not (defaults.sunspec or defaults.template),
-    ) or Encoding(DataType.U16, defaults.word_order, _scale_only(raw, where))
+    ) or Encoding(DataType.U16, defaults.word_order, scale_only(raw, where))
     # A template's range may be left to the site config, which narrows it per device.
     unset = 0.0 if defaults.template else None
-    minimum = _number(raw.get("min", unset), f"{where}.min")
-    maximum = _number(raw.get("max", math.inf if defaults.template else None), f"{where}.max")
+    minimum = setpoint_bound(raw.get("min", unset), f"{where}.min")
+    maximum = setpoint_bound(
+        raw.get("max", math.inf if defaults.template else None), f"{where}.max"
+    )
     if minimum > maximum:
         raise ProfileError(f"{where}: min {minimum:g} is above max {maximum:g}")
     renew = raw.get("renew_s")
-    if renew is not None and (not _is_number(renew) or renew <= 0):
+    if renew is not None and (not is_number(renew) or renew <= 0):
         raise ProfileError(f"{where}.renew_s: {renew!r} must be a positive number of seconds")
     readback = raw.get("readback", True)
     if not isinstance(readback, bool):
@@ -274,7 +290,7 @@ def _parse_setpoint(raw: Any, defaults: _Defaults, where: str) -> SetpointField:
 def _parse_constant(raw: Any, defaults: _Defaults, where: str) -> ConstantWrite:
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: must be a table")
-    _refuse_unknown(raw, PREPARE_KEYS, where)
+    refuse_unknown(raw, PREPARE_KEYS, where)
     address, sunspec = _location(raw, defaults, where)
     encoding = parse_encoding(
         raw, defaults.word_order, defaults.not_implemented, where, required=not defaults.sunspec
@@ -309,7 +325,7 @@ def _location(
             raise ProfileError(f"{where}.address: a sunspec profile names model and point instead")
         models = raw.get("model")
         models = [models] if isinstance(models, int) else models
-        if not isinstance(models, list) or not models or not all(_is_int(m) for m in models):
+        if not isinstance(models, list) or not models or not all(is_int(m) for m in models):
             raise ProfileError(f"{where}.model: {raw.get('model')!r}: a model id or a list of them")
         point = raw.get("point")
         if not isinstance(point, str) or not point:
@@ -344,90 +360,3 @@ def _labels(
             raise ProfileError(f"{where}.labels.{key}: keys are numbers, values names")
         parsed[int(key)] = text
     return MappingProxyType(parsed)
-
-
-def _scale_only(raw: Mapping[str, Any], where: str) -> float:
-    scale = raw.get("scale", 1.0)
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale == 0:
-        raise ProfileError(f"{where}.scale: {scale!r} must be a non-zero number")
-    return float(scale)
-
-
-def _max_gap(header: Mapping[str, Any], origin: str) -> int | None:
-    max_gap = header.get("max_gap")
-    if max_gap is None:
-        return None
-    if isinstance(max_gap, bool) or not isinstance(max_gap, int) or not 0 <= max_gap <= 120:
-        raise ProfileError(f"{origin}: profile.max_gap = {max_gap!r}: must be a whole number 0-120")
-    return max_gap
-
-
-def _barriers(header: Mapping[str, Any], origin: str) -> tuple[tuple[int, int], ...]:
-    raw = header.get("barriers", [])
-    result: list[tuple[int, int]] = []
-    for entry in raw if isinstance(raw, list) else [raw]:
-        if (
-            not isinstance(entry, list)
-            or len(entry) != 2
-            or not all(isinstance(a, int) and 0 <= a <= 0xFFFF for a in entry)
-            or entry[0] > entry[1]
-        ):
-            raise ProfileError(
-                f"{origin}: profile.barriers: {entry!r} must be [first, last] register addresses"
-            )
-        result.append((entry[0], entry[1]))
-    return tuple(result)
-
-
-def _refuse_unknown(raw: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ProfileError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(known)}"
-        )
-
-
-def _list(data: Mapping[str, Any], key: str, origin: str, required: bool) -> list[Any]:
-    value = data.get(key, [])
-    if not isinstance(value, list) or (required and not value):
-        raise ProfileError(f"{origin}: [[{key}]] is missing or empty")
-    return value
-
-
-def _flag(header: Mapping[str, Any], key: str, origin: str) -> bool:
-    value = header.get(key, False)
-    if not isinstance(value, bool):
-        raise ProfileError(f"{origin}: profile.{key} = {value!r}: must be true or false")
-    return value
-
-
-def _number(value: object, where: str) -> float:
-    if not _is_number(value):
-        raise ProfileError(f"{where}: {value!r}: a setpoint needs a number range")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _choices(enum: Any) -> str:
-    return ", ".join(member.value for member in enum)
-
-
-def _enum(enum: type[E], value: Any, where: str) -> E:
-    try:
-        return enum(value)  # type: ignore[call-arg]
-    except ValueError:
-        raise ProfileError(f"{where}: {value!r} is not one of {_choices(enum)}") from None
-
-
-def _text(table: Mapping[str, Any], key: str, origin: str) -> str:
-    value = table.get(key)
-    if not isinstance(value, str) or not value:
-        raise ProfileError(f"{origin}: profile.{key} must be a non-empty string")
-    return value

@@ -15,14 +15,11 @@ from typing import Protocol
 
 from agent.config import Device
 from agent.drivers.modbus_device import PollResult
-from agent.drivers.pylontech import (
+from agent.drivers.pylontech import Command, FrameError, decode_response, encode_request
+from agent.drivers.pylontech_info import (
     AlarmInfo,
     AnalogValues,
     ChargeManagement,
-    Command,
-    FrameError,
-    decode_response,
-    encode_request,
     parse_alarm_info,
     parse_analog_values,
     parse_charge_management,
