@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)"
     )
     _add_tool_commands(commands)
+    from hil.simulate import add_arguments as simulate_arguments  # light: no sockets
+
+    simulate = commands.add_parser(
+        "simulate", help="run a site scenario against the controller (fast or hardware-in-the-loop)"
+    )
+    simulate_arguments(simulate)
     return parser
 
 
@@ -111,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hil.demo import main as demo_main  # the simulator is only needed for the demo
 
         return demo_main(args.seconds)
+    if args.command == "simulate":
+        configure_logging("warning")
+        from hil.simulate import main as simulate_main
+
+        return simulate_main(args)
     if args.command in ("scan", "read"):
         return _run_tool(args)
     raise AssertionError(args.command)
