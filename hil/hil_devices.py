@@ -74,8 +74,8 @@ class PhysicsBattery(SimulatedSunSpecBattery):
     """A SunSpec battery that shows the physics' battery instead of running its own."""
 
     def __init__(self, physics: SitePhysics, capacity_kwh: float, max_kw: float) -> None:
+        self._physics = physics  # first: the base class reads the state while it builds
         super().__init__(time.monotonic, capacity_wh=capacity_kwh * 1000, max_power_w=max_kw * 1000)
-        self._physics = physics
 
     def _advance(self, now: float) -> None:
         soc = self._physics.battery_soc()

@@ -226,4 +226,6 @@ async def run_hil(
                 await server.stop()
     wall_s = time.perf_counter() - wall_started
     extra = {"strategy": strategy, "mode": "hil", "from_s": first_s, "speed": speed}
-    return recorder.finish(physics.delivered_kwh(), wall_s, extra)
+    seen_ids = {session.id for session in seen}
+    delivered = {k: v for k, v in physics.delivered_kwh().items() if k in seen_ids}
+    return recorder.finish(delivered, wall_s, extra)
