@@ -57,7 +57,7 @@ async def test_hil_run_meter_reads_physics_and_outage_silences_it(tmp_path: Path
             progress=False,
             metrics_port=metrics_port,
             on_second=on_second,
-        )  # fmt: skip
+        )
     )
     scrapes: list[tuple[int, dict[tuple[str, frozenset[tuple[str, str]]], float]]] = []
     while not run.done():
