@@ -27,7 +27,7 @@ from hil.results import RunRecorder
 from hil.scenario import Scenario
 from hil.site_config import connector_device, inverter_count
 
-CYCLE_S = 1.0
+STEP_S = 1.0  # one physics step and one timeseries row per simulated second
 RENEW_S = 60.0  # the generated config's charger watchdog
 
 
@@ -135,19 +135,22 @@ def run_fast(
         Progress(scenario.duration_s, start_of_day_s=start_of_day_s(scenario)) if progress else None
     )
     row: StepResult | None = None
-    steps = int(scenario.duration_s / CYCLE_S)
-    for step in range(steps):
-        t_s = step * CYCLE_S
-        plan = strategy.step(snapshots.take(t_s, row), t_s)
-        actuator.apply(plan, t_s)
-        if plan.battery_kw is not None:
-            physics.set_battery_kw(plan.battery_kw)
-        if plan.pv_limit_kw is not None:
-            physics.set_pv_limit_kw(plan.pv_limit_kw)
-        row = physics.step(CYCLE_S)
+    # The physics moves in 1 s steps (one timeseries row each); the controller runs every
+    # control.cycle_s, rounded to whole seconds.
+    every = max(round(config.control.cycle_s / STEP_S), 1)
+    for step in range(int(scenario.duration_s / STEP_S)):
+        t_s = step * STEP_S
+        if step % every == 0:
+            plan = strategy.step(snapshots.take(t_s, row), t_s)
+            actuator.apply(plan, t_s)
+            if plan.battery_kw is not None:
+                physics.set_battery_kw(plan.battery_kw)
+            if plan.pv_limit_kw is not None:
+                physics.set_pv_limit_kw(plan.pv_limit_kw)
+        row = physics.step(STEP_S)
         recorder.record(row)
         if bar is not None:
-            bar.update(t_s + CYCLE_S)
+            bar.update(t_s + STEP_S)
     if bar is not None:
         bar.close()
     wall_s = time.perf_counter() - started
