@@ -38,13 +38,8 @@ from hil.scenario import (
     Tariff,
     TariffPeriod,
 )
-from hil.scenario_checks import (
-    NAME_PATTERN,
-    JsonObject,
-    ScenarioProblem,
-    check_scenario,
-    clock_minutes,
-)
+from hil.scenario_checks import NAME_PATTERN, check_scenario
+from hil.scenario_values import JsonObject, ScenarioProblem, clock_minutes
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 

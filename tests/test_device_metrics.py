@@ -82,8 +82,10 @@ async def test_inverter_and_charger_values_reach_metrics_in_base_units(
     running = asyncio.create_task(agent.run())
     try:
         await wait_for(
-            lambda: agent.state.snapshot().value("pv-1", "power") is not None
-            and agent.state.snapshot().value("dc-01-1", "power") is not None
+            lambda: (
+                agent.state.snapshot().value("pv-1", "power") is not None
+                and agent.state.snapshot().value("dc-01-1", "power") is not None
+            )
         )
         assert agent.metrics_port is not None
         samples = await asyncio.to_thread(scrape, agent.metrics_port)

@@ -188,9 +188,7 @@ def test_a_template_is_bound_by_the_site_config() -> None:
         template,
         {
             "power": mapping(address=100, type="s32", scale=10.0),
-            "power_limit": mapping(
-                address=200, type="u16", scale=100.0, max=120_000, renew_s=30
-            ),
+            "power_limit": mapping(address=200, type="u16", scale=100.0, max=120_000, renew_s=30),
         },
         "devices[dc-01a]",
     )
