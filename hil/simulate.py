@@ -15,8 +15,11 @@ from pathlib import Path
 from agent.config_loader import ConfigError, load_config
 from agent.control.strategy import STRATEGY_NAMES
 from hil.plot import plot_day
+from hil.scenario import Scenario
 from hil.scenario_loader import ScenarioError, load_scenario, scenario_names
 from hil.site_config import site_toml
+from hil.yardstick import YardstickError
+from hil.yardstick_report import compare, yardstick_for
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -24,9 +27,12 @@ EXIT_BAD_INPUT = 1
 SUMMARY_KEYS = (
     "energy_requested_kwh",
     "energy_delivered_kwh",
+    "yardstick_delivered_kwh",
+    "delivered_vs_yardstick",
     "sessions_completed",
     "grid_import_kwh",
     "energy_cost",
+    "cost_vs_yardstick",
     "peak_import_kw",
     "limit_violation_kwh",
     "limit_violation_s",
@@ -39,7 +45,7 @@ SUMMARY_KEYS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", help=f"a file, or one of: {', '.join(scenario_names())}")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default out/NAME)")
-    parser.add_argument("--strategy", default="static", choices=STRATEGY_NAMES)
+    parser.add_argument("--strategy", default="fair", choices=STRATEGY_NAMES)
     parser.add_argument("--hil", action="store_true", help="real daemon, devices on real sockets")
     parser.add_argument("--from", dest="start", default=None, help="HIL: start at HH:MM")
     parser.add_argument("--for", dest="seconds", type=float, default=None, help="HIL: run length")
@@ -80,9 +86,21 @@ def main(args: argparse.Namespace) -> int:
         from hil.fast_mode import run_fast
 
         kpis = run_fast(scenario, config, out_dir, args.strategy, progress=not args.quiet)
+    add_yardstick(kpis, scenario, out_dir)
     plot_day(out_dir, scenario)
     print(summary(kpis, out_dir))
     return EXIT_OK
+
+
+def add_yardstick(kpis: dict[str, object], scenario: Scenario, out_dir: Path) -> None:
+    """The perfect-foresight bound next to the run's delivered energy and cost, in kpis.json."""
+    try:
+        kpis.update(compare(kpis, yardstick_for(scenario)))
+    except YardstickError as exc:
+        print(f"no yardstick: {exc}", file=sys.stderr)
+        return
+    text = json.dumps(kpis, indent=2, allow_nan=False) + "\n"
+    (out_dir / "kpis.json").write_text(text, encoding="utf-8")
 
 
 def summary(kpis: dict[str, object], out_dir: Path) -> str:
