@@ -21,6 +21,7 @@ from agent.drivers.factory import build_device
 from agent.state import SiteState
 from agent.supervisor import Part, Supervisor
 from agent.systemd import SystemdNotifier
+from agent.telemetry.control_metrics import control_metrics
 from agent.telemetry.prometheus import MetricsServer, SiteCollector
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,10 @@ class Agent:
         self.metrics: MetricsServer | None = None
         if config.prometheus.enabled:
             collector = SiteCollector(
-                config, self.state.snapshot, restarts=lambda: self.supervisor.restarts
+                config,
+                self.state.snapshot,
+                restarts=lambda: self.supervisor.restarts,
+                control=lambda site: control_metrics(site, self.loop, self.controller),
             )
             self.metrics = MetricsServer(config.prometheus.bind, config.prometheus.port, collector)
         self.metrics_port: int | None = None

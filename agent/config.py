@@ -153,8 +153,15 @@ class FailSafe(_Section):
 class ControlSection(_Section):
     cycle_s: float = Field(default=1.0, ge=0.1, le=10)
     safety_margin_kw: float = Field(default=0.0, ge=0)
-    strategy: Literal["static"] = Field(
-        default="static", description="how charging power is shared (static: fixed caps)"
+    strategy: Literal["static", "fair"] = Field(
+        default="fair",
+        description="fair: measured budget shared max-min fairly; static: fixed caps only",
+    )
+    charger_delay_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=30,
+        description="how long chargers take to follow a new limit; raises wait for cuts",
     )
     static_reserve_kw: float = Field(
         default=0.0,
@@ -162,6 +169,21 @@ class ControlSection(_Section):
         description="highest non-controllable site load; the static caps leave room for it",
     )
     failsafe: FailSafe = FailSafe()
+
+
+class BatterySection(_Section):
+    """The battery's rating and the state-of-charge window the controller keeps it in."""
+
+    max_charge_kw: float = Field(gt=0)
+    max_discharge_kw: float = Field(gt=0)
+    soc_min: float = Field(default=0.1, ge=0, le=1, description="fraction of capacity")
+    soc_max: float = Field(default=0.95, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _window(self) -> BatterySection:
+        if self.soc_min >= self.soc_max:
+            raise ValueError(f"soc_min {self.soc_min} must be below soc_max {self.soc_max}")
+        return self
 
 
 class ChargerConnector(_Section):
@@ -306,6 +328,7 @@ class AgentConfig(BaseSettings):
     buses: list[Bus] = []
     devices: list[Device] = []
     chargers: list[Charger] = []
+    battery: BatterySection | None = None
     drivers: DriversSection = DriversSection()
     control: ControlSection = ControlSection()
     tariff: TariffSection = TariffSection()

@@ -20,15 +20,17 @@ from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
 from agent.state import DeviceHealth, Quality, Reading, Snapshot, SnapshotValue
+from hil.hil_devices import connector_state
 from hil.physics import SitePhysics, StepResult
 from hil.plot import start_of_day_s
 from hil.progress import Progress
 from hil.results import RunRecorder
-from hil.scenario import Scenario
+from hil.scenario import GridLimitEvent, Scenario
 from hil.site_config import connector_device, inverter_count
 
 STEP_S = 1.0  # one physics step and one timeseries row per simulated second
-RENEW_S = 60.0  # the generated config's charger watchdog
+RENEW_S = 60.0
+GOOD = Quality.GOOD  # the generated config's charger watchdog
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +53,22 @@ class PhysicsSnapshots:
         ]
         self._epoch = scenario.start.astimezone(UTC)
         self._inverters = [f"pv-{n:02d}" for n in range(1, inverter_count(scenario) + 1)]
+        self._unchanged: dict[tuple[str, str], SnapshotValue] = {}
 
     def take(self, t_s: float, row: StepResult | None) -> Snapshot:
         wall = self._epoch + timedelta(seconds=t_s)
         values: dict[tuple[str, str], SnapshotValue] = {}
 
+        cache = self._unchanged
+
         def put(device: str, quantity: str, value: float) -> None:
-            reading = Reading(device, quantity, value, t_s, wall)
-            values[(device, quantity)] = SnapshotValue(reading, 0.0, Quality.GOOD)
+            key = (device, quantity)
+            entry = cache.get(key)
+            if entry is None or entry.reading.value != value:
+                # A value that did not change keeps its object: 180 connectors mostly idle.
+                entry = SnapshotValue(Reading(device, quantity, value, t_s, wall), 0.0, GOOD)
+                cache[key] = entry
+            values[key] = entry
 
         if row is not None and not self._scenario.meter_out(t_s):
             put("grid-meter", "power", row.grid_kw * 1000)
@@ -66,9 +76,10 @@ class PhysicsSnapshots:
                 put("grid-meter", f"current_{phase}", amps)
         physics = self._physics
         for device, charger, connector in self._connectors:
-            if self._scenario.charger_offline(charger, t_s):
+            if physics.charger_offline(charger):
                 continue
             put(device, "power", physics.connector_power_kw(charger, connector) * 1000)
+            put(device, "charging_state", connector_state(physics, charger, connector))
         if row is not None and self._scenario.battery is not None:
             soc = physics.battery_soc()
             if soc is not None:
@@ -119,7 +130,7 @@ def run_fast(
     scenario: Scenario,
     config: AgentConfig,
     out_dir: Path,
-    strategy_name: str = "static",
+    strategy_name: str = "fair",
     progress: bool = True,
 ) -> dict[str, object]:
     """Run the whole scenario; writes the run's files into `out_dir` and returns the KPIs."""
@@ -138,8 +149,17 @@ def run_fast(
     # The physics moves in 1 s steps (one timeseries row each); the controller runs every
     # control.cycle_s, rounded to whole seconds.
     every = max(round(config.control.cycle_s / STEP_S), 1)
+    limit_events: dict[int, list[GridLimitEvent]] = {}
+    for event in scenario.events:
+        if isinstance(event, GridLimitEvent):
+            limit_events.setdefault(int(event.t_s / STEP_S), []).append(event)
     for step in range(int(scenario.duration_s / STEP_S)):
         t_s = step * STEP_S
+        for event in limit_events.get(step, ()):
+            # A utility curtailment reaches the controller as a temporary limit.
+            set_limit = getattr(strategy, "set_temporary_limit", None)
+            if set_limit is not None:
+                set_limit(event.kw, float(scenario.duration_s))
         if step % every == 0:
             plan = strategy.step(snapshots.take(t_s, row), t_s)
             actuator.apply(plan, t_s)
@@ -154,7 +174,10 @@ def run_fast(
     if bar is not None:
         bar.close()
     wall_s = time.perf_counter() - started
+    failsafe = getattr(strategy, "failsafe", None)
     extra = {
+        "failsafe_entries": None if failsafe is None else failsafe.entries,
+        "failsafe_entered_at_s": None if failsafe is None else failsafe.entered_at,
         "strategy": strategy_name,
         "setpoint_writes": writes["writes"],
         "simulated_s_per_wall_s": round(scenario.duration_s / wall_s, 1) if wall_s else 0.0,

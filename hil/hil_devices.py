@@ -154,12 +154,11 @@ class PhysicsConnectors(ModbusServing):
         physics = self._physics
         power = round(physics.connector_power_kw(charger.id, connector) * 100) & 0xFFFFFFFF
         energy = round(physics.connector_energy_kwh(charger.id, connector) * 1000) & 0xFFFFFFFF
-        session = physics.connector_session(charger.id, connector)
-        delivered = physics.delivered_kwh().get(session.id, 0.0) if session else 0.0
-        session_wh = round(delivered * 1000) & 0xFFFFFFFF
+        session_wh = round(physics.connector_session_kwh(charger.id, connector) * 1000)
+        session_wh &= 0xFFFFFFFF
         limit = physics.connector_limit(charger.id, connector)
         max_kw = next(c.max_kw for c in charger.connectors if c.id == connector)
-        state = 0 if session is None else (2 if power > 0 else 3)
+        state = connector_state(physics, charger.id, connector)
         dc = charger.kind == "dc"
         setpoint = self._last_written.get(
             (charger.id, connector, POWER_SETPOINT if dc else CURRENT_SETPOINT), 0
@@ -191,3 +190,13 @@ def pv_share(
         return 0.0 if row is None else row.pv_used_kw * 1000 / inverters
 
     return source
+
+
+def connector_state(physics: SitePhysics, charger: str, connector: int) -> int:
+    """The generic charger's state code: 0 available, 1 preparing, 2 charging, 3 finished."""
+    session = physics.connector_session(charger, connector)
+    if session is None:
+        return 0
+    if physics.connector_session_kwh(charger, connector) >= session.energy_kwh - 1e-6:
+        return 3
+    return 2 if physics.connector_power_kw(charger, connector) > 0 else 1

@@ -162,7 +162,7 @@ async def running_agent(
 async def run_hil(
     scenario: Scenario,
     out_dir: Path,
-    strategy: str = "static",
+    strategy: str = "fair",
     start: str | None = None,
     seconds: float | None = None,
     speed: float = 1.0,

@@ -287,6 +287,11 @@ class SitePhysics:
         """The car plugged in now, if any."""
         return self._connector(charger, connector).session
 
+    def connector_session_kwh(self, charger: str, connector: int) -> float:
+        """Energy delivered to the car plugged in now (0 without one)."""
+        state = self._connector(charger, connector)
+        return state.session_kwh if state.session is not None else 0.0
+
     def connector_energy_kwh(self, charger: str, connector: int) -> float:
         """The connector's lifetime energy counter."""
         return self._connector(charger, connector).lifetime_kwh

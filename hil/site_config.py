@@ -74,7 +74,7 @@ def connector_slots(scenario: Scenario) -> list[tuple[ChargerSpec, int, int, int
 def site_toml(
     scenario: Scenario,
     endpoints: Endpoints | None = None,
-    strategy: str = "static",
+    strategy: str = "fair",
     speed: float = 1.0,
 ) -> str:
     """The whole site file; `speed` > 1 shortens the agent's cycle and polls to match the
@@ -89,6 +89,7 @@ def site_toml(
         _battery(scenario, cycle_s),
         _chargers(scenario, cycle_s),
         _control(scenario, strategy, cycle_s),
+        _battery_limits(scenario),
         _tariff(scenario),
         f'[prometheus]\nbind = "{ends.host}"\nport = {ends.metrics_port}\n',
     ]
@@ -212,6 +213,17 @@ def _control(scenario: Scenario, strategy: str, cycle_s: float) -> str:
     return (
         f'\n[control]\ncycle_s = {cycle_s:g}\nstrategy = "{strategy}"\n'
         f"safety_margin_kw = {margin}\nstatic_reserve_kw = {reserve}\n"
+    )
+
+
+def _battery_limits(scenario: Scenario) -> str:
+    battery = scenario.battery
+    if battery is None:
+        return ""
+    return (
+        f"\n[battery]\nmax_charge_kw = {battery.max_charge_kw}\n"
+        f"max_discharge_kw = {battery.max_discharge_kw}\n"
+        f"soc_min = {battery.soc_min}\nsoc_max = {battery.soc_max}\n"
     )
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from agent.control.plan import Plan
+from agent.control.plan import ConnectorLimit, Plan
 from agent.drivers.setpoints import SetpointError
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class SetpointTarget:
 class _Written:
     value: float
     at: float
+    limit: ConnectorLimit | None = None  # the plan's object, to skip unchanged limits cheaply
+    renew_after: float = DEFAULT_RENEW_S / 2
 
 
 class Actuator:
@@ -51,8 +53,10 @@ class Actuator:
             target = self._targets.get(device)
             if target is None:
                 continue
-            value = min(max(limit.value * target.factor, target.minimum), target.maximum)
             last = self._written.get(device)
+            if last is not None and last.limit is limit and now - last.at < last.renew_after:
+                continue  # the very same limit object as last cycle, not due for renewal
+            value = min(max(limit.value * target.factor, target.minimum), target.maximum)
             renew_after = (target.renew_s or DEFAULT_RENEW_S) / 2
             step = CHANGE_STEP[limit.unit] * target.factor
             if last is not None and abs(value - last.value) < step and now - last.at < renew_after:
@@ -62,5 +66,5 @@ class Actuator:
             except SetpointError as exc:  # the profile disagrees with the plan: say so, go on
                 log.error("%s: %s", device, exc)
                 continue
-            self._written[device] = _Written(value, now)
+            self._written[device] = _Written(value, now, limit, renew_after)
             self.writes_submitted += 1

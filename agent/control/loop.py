@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from agent.config import AgentConfig
 from agent.state import SiteState, Snapshot
 
+CYCLE_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
 
 @dataclass(frozen=True, slots=True)
 class SiteSummary:
@@ -59,6 +61,8 @@ class CycleLoop:
         self.heartbeat: float | None = None  # clock time of the last completed cycle
         self.summary = SiteSummary(None, 0, 0)
         self._requests_seen: dict[str, int] = {}
+        self.duration_buckets = [0] * len(CYCLE_BUCKETS)  # cumulative counts, Prometheus-style
+        self.duration_sum_s = 0.0
 
     def progressing(self, now: float, allowed_cycles: float = 5.0) -> bool:
         """True while cycles keep completing; the watchdog is fed only then."""
@@ -73,6 +77,10 @@ class CycleLoop:
         self._count_bus_requests(snapshot)
         finished = self._state.now()
         self.last_duration_s = finished - started
+        self.duration_sum_s += self.last_duration_s
+        for index, bound in enumerate(CYCLE_BUCKETS):
+            if self.last_duration_s <= bound:
+                self.duration_buckets[index] += 1
         self.cycles += 1
         self.heartbeat = finished
 

@@ -39,6 +39,16 @@ class ChargerModel:
 
 
 @dataclass(frozen=True, slots=True)
+class BatteryLimits:
+    """The battery inverter's rating and the SoC window the agent keeps it in."""
+
+    max_charge_kw: float
+    max_discharge_kw: float
+    soc_min: float  # 0..1
+    soc_max: float
+
+
+@dataclass(frozen=True, slots=True)
 class SiteModel:
     name: str
     import_limit_kw: float
@@ -49,6 +59,13 @@ class SiteModel:
     reserve_kw: float  # non-controllable load the static caps leave room for
     grid_meter: str | None
     chargers: tuple[ChargerModel, ...]
+    meter_max_age_s: float = 3.0  # older grid readings count as unknown: fail-safe
+    safe_import_kw: float | None = None  # fail-safe budget; None: the static caps
+    recovery_kw_per_s: float = 50.0  # how fast the budget grows back after a fail-safe
+    charger_delay_s: float = 5.0  # chargers follow a new limit after this long
+    battery: str | None = None  # the battery inverter device, if any
+    inverters: tuple[str, ...] = ()
+    battery_limits: BatteryLimits | None = None
 
     @property
     def connectors(self) -> tuple[ConnectorModel, ...]:
@@ -86,4 +103,18 @@ class SiteModel:
             reserve_kw=config.control.static_reserve_kw,
             grid_meter=site.grid_meter,
             chargers=tuple(chargers),
+            meter_max_age_s=config.control.failsafe.meter_max_age_s,
+            safe_import_kw=config.control.failsafe.safe_import_kw,
+            recovery_kw_per_s=config.control.failsafe.recovery_kw_per_s,
+            charger_delay_s=config.control.charger_delay_s,
+            battery=next((d.id for d in config.devices if d.kind.value == "battery"), None),
+            inverters=tuple(d.id for d in config.devices if d.kind.value == "inverter"),
+            battery_limits=None
+            if config.battery is None
+            else BatteryLimits(
+                config.battery.max_charge_kw,
+                config.battery.max_discharge_kw,
+                config.battery.soc_min,
+                config.battery.soc_max,
+            ),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from agent.control.fair import FairStrategy
 from agent.control.plan import Plan
 from agent.control.site_model import SiteModel
 from agent.control.static import StaticStrategy
@@ -23,10 +24,13 @@ class Strategy(Protocol):
 
 def make_strategy(name: str, site: SiteModel) -> Strategy:
     """The strategy called `name` for this site; ValueError names the known ones."""
-    known: dict[str, type[StaticStrategy]] = {"static": StaticStrategy}
+    known: dict[str, type[StaticStrategy] | type[FairStrategy]] = {
+        "static": StaticStrategy,
+        "fair": FairStrategy,
+    }
     if name not in known:
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(known))}")
     return known[name](site)
 
 
-STRATEGY_NAMES = ("static",)
+STRATEGY_NAMES = ("fair", "static")

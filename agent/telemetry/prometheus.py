@@ -78,10 +78,12 @@ class SiteCollector(Collector):
         config: AgentConfig,
         snapshot: Callable[[], Snapshot],
         restarts: Callable[[], Mapping[str, int]] = dict,
+        control: Callable[[str], Iterator[Metric]] | None = None,
     ) -> None:
         self._config = config
         self._snapshot = snapshot
         self._restarts = restarts  # per supervised part: how often it was restarted
+        self._control = control  # the control path's families, given the site name
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
@@ -108,6 +110,8 @@ class SiteCollector(Collector):
         for part, count in sorted(self._restarts().items()):
             restarts.add_metric([site, part], count)
         yield restarts
+        if self._control is not None:
+            yield from self._control(site)
 
     def _meters(self, snap: Snapshot, site: str) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}

@@ -1,0 +1,261 @@
+"""The `fair` strategy: a measured budget, shared max-min fairly, never more than is safe.
+
+Each cycle:
+
+1. **Observe** (`observe.py`): grid power and phase currents if fresh, each connector's draw,
+   the battery and PV. An unknown grid means fail-safe: the static caps at once (reason
+   FAILSAFE), and a gradual recovery when readings return (`failsafe.py`).
+2. **Budget**: the non-controllable load is derived, `N = grid - EV draw + battery discharge`,
+   so the cars may have `limit - margin - N + battery discharge`; per phase the same with
+   currents. The import limit is the site's, or a temporary one (utility or operator) until it
+   expires.
+3. **Battery**: peak shaving (discharge when the cars want more than the grid gives), PV surplus
+   (charge when the site would export), within its power limits and SoC window; an unknown SoC
+   means no battery power.
+4. **Allocate** (`allocation.py`): weighted max-min fair water-filling over the cars' real
+   acceptance (`acceptance.py`), under connector, charger, phase and site limits; AC minimum
+   currents with rotation of who pauses (`rotation.py`).
+5. **Guard** (`ramp_guard.py`): cuts go out at once, raises only from what the cuts have freed
+   once the chargers' delay has passed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from agent.control.acceptance import Acceptance
+from agent.control.allocation import Budget, Demand, allocate
+from agent.control.failsafe import FailSafe
+from agent.control.observe import Observation, observe
+from agent.control.plan import ConnectorLimit, Plan, Reason
+from agent.control.ramp_guard import RampGuard
+from agent.control.rotation import Rotation
+from agent.control.site_model import ALL_PHASES, ConnectorModel, Phase, SiteModel
+from agent.control.static import charging_budget_kw, static_plan
+from agent.state import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class TemporaryLimit:
+    kw: float
+    until_s: float
+
+
+SOC_TAPER = 0.02  # discharge fades out over the last 2 % of SoC above the floor
+
+
+class FairStrategy:
+    name = "fair"
+
+    def __init__(self, site: SiteModel) -> None:
+        self.site = site
+        self.battery = site.battery_limits if site.battery is not None else None
+        self._static = static_plan(site)
+        safe = site.safe_import_kw
+        safe_kw = charging_budget_kw(site) if safe is None else safe
+        self.failsafe = FailSafe(safe_kw, site.recovery_kw_per_s)
+        self.guard = RampGuard(site.charger_delay_s)
+        self.acceptance = Acceptance()
+        self.rotation = Rotation()
+        self._temporary: TemporaryLimit | None = None
+        self._connectors = site.connectors  # a property that builds a tuple: keep one
+        self._by_device = {c.device: c for c in self._connectors}
+        self._chargers = {c.id: c.max_kw for c in site.chargers}
+        self._active: set[str] = set()
+        self._battery_recent: deque[tuple[float, float]] = deque()
+        self._last_limits: dict[str, ConnectorLimit] = {}
+
+    def set_temporary_limit(self, kw: float, until_s: float) -> None:
+        """A lower (or higher) import limit until `until_s`: a utility curtailment, an operator."""
+        self._temporary = TemporaryLimit(kw, until_s)
+
+    def import_limit_kw(self, now: float) -> float:
+        temporary = self._temporary
+        if temporary is not None and now < temporary.until_s:
+            return temporary.kw
+        return self.site.import_limit_kw
+
+    def step(self, snapshot: Snapshot, now_s: float) -> Plan:
+        obs = observe(snapshot, self.site)
+        if obs.grid_kw is None:
+            self.failsafe.cap(now_s, grid_known=False, wanted_kw=0.0)
+            return self._failsafe_plan(now_s)
+        limit = self.import_limit_kw(now_s)
+        non_controllable = obs.grid_kw - obs.ev_kw() + (obs.battery_kw or 0.0)
+        demands = self._demands(obs, now_s)
+        wanted = sum(d.wants_kw for d in demands)
+        grid_room = limit - self.site.safety_margin_kw - non_controllable
+        battery_kw = self._battery(obs, grid_room, wanted)
+        budget_kw = self.failsafe.cap(now_s, grid_known=True, wanted_kw=grid_room + battery_kw)
+        phase_room = self._phase_room(obs, battery_kw)
+        budget = Budget(max(budget_kw, 0.0), phase_room, self.site.voltage_v)
+        paused = self._paused(demands, budget, now_s)
+        allocation = allocate(demands, self._chargers, budget, paused)
+        limits = self._guarded(allocation.limits, allocation.kw, budget_kw, now_s)
+        pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), non_controllable)
+        return Plan(
+            MappingProxyType(limits),
+            battery_kw=self._battery_command(battery_kw, now_s) if self.battery else None,
+            pv_limit_kw=pv_limit,
+            budget_kw=budget_kw,
+        )
+
+    # --- pieces --------------------------------------------------------------------------
+
+    def _failsafe_plan(self, now: float) -> Plan:
+        limits = {
+            device: ConnectorLimit(limit.value, limit.unit, Reason.FAILSAFE)
+            for device, limit in self._static.connectors.items()
+        }
+        for device, limit in limits.items():
+            self._sent(device, self._kw(device, limit), now)
+        return Plan(
+            MappingProxyType(limits),
+            battery_kw=0.0 if self.battery is not None else None,
+            budget_kw=self.failsafe.safe_kw,
+        )
+
+    def _demands(self, obs: Observation, now: float) -> list[Demand]:
+        demands = []
+        for connector in self._connectors:
+            view = obs.connectors[connector.device]
+            if not view.wants_power:
+                if connector.device in self._active:
+                    self._active.discard(connector.device)
+                    self.acceptance.leave(connector.device)
+                continue
+            self._active.add(connector.device)
+            wants = self.acceptance.wants_kw(connector.device, connector.max_kw, view.power_kw, now)
+            demands.append(Demand(connector, wants))
+        return demands
+
+    def _battery(self, obs: Observation, grid_room: float, wanted: float) -> float:
+        """+ discharge to shave a peak, - charge from a surplus; 0 when the SoC is unknown."""
+        limits = self.battery
+        if limits is None or obs.battery_soc is None:
+            return 0.0
+        soc = obs.battery_soc
+        if wanted > grid_room and soc > limits.soc_min:
+            # Taper towards the floor: a battery that stops dead at soc_min would leave the
+            # cars' share uncovered for the chargers' whole response delay.
+            taper = min((soc - limits.soc_min) / SOC_TAPER, 1.0)
+            return min(wanted - grid_room, limits.max_discharge_kw * taper)
+        surplus = -(grid_room - self.site.import_limit_kw + self.site.safety_margin_kw) - wanted
+        if surplus > 0 and soc < limits.soc_max:
+            return -min(surplus, limits.max_charge_kw)
+        return 0.0
+
+    def _battery_command(self, planned_kw: float, now: float) -> float:
+        """What the battery is told: the most discharge promised to the cars in the last delay.
+
+        The cars' budget counts `planned_kw` at once, but the chargers take the delay to follow
+        a cut; so when the discharge is to fall, the battery keeps covering the old promise
+        until the cars have been cut.
+        """
+        recent = self._battery_recent
+        recent.append((now, planned_kw))
+        while recent and recent[0][0] < now - self.site.charger_delay_s:
+            recent.popleft()
+        return max(kw for _, kw in recent)
+
+    def _phase_room(self, obs: Observation, battery_kw: float) -> Mapping[Phase, float]:
+        if self.site.phase_limit_a is None or obs.phase_a is None:
+            if self.site.phase_limit_a is not None:  # currents unknown: assume the worst
+                return dict.fromkeys(ALL_PHASES, 0.0)
+            return dict.fromkeys(ALL_PHASES, math.inf)
+        volts = self.site.voltage_v
+        margin_a = self.site.safety_margin_kw * 1000 / (3 * volts)
+        ev_a = dict.fromkeys(ALL_PHASES, 0.0)
+        for device, view in obs.connectors.items():
+            connector = self._by_device[device]
+            if view.power_kw is None:
+                continue
+            amps = view.power_kw * 1000 / (volts * len(connector.phases))
+            for phase in connector.phases:
+                ev_a[phase] += amps
+        # The measured currents include what the battery does now; count what it will do.
+        battery_a = ((obs.battery_kw or 0.0) - battery_kw) * 1000 / (3 * volts)
+        return {
+            p: max(self.site.phase_limit_a - margin_a - (obs.phase_a[p] - ev_a[p]) - battery_a, 0.0)
+            for p in ALL_PHASES
+        }
+
+    def _paused(self, demands: list[Demand], budget: Budget, now: float) -> frozenset[str]:
+        ac = [d.connector.device for d in demands if d.connector.kind == "ac"]
+        if not ac:
+            return frozenset()
+        trial = allocate(demands, self._chargers, budget)
+        paused_now = [d for d, limit in trial.limits.items() if limit.reason is Reason.ROTATION]
+        return self.rotation.choose(now, ac, len(ac) - len(paused_now))
+
+    def _guarded(
+        self,
+        limits: Mapping[str, ConnectorLimit],
+        kw: Mapping[str, float],
+        budget_kw: float,
+        now: float,
+    ) -> dict[str, ConnectorLimit]:
+        """Cuts at once; raises only from the budget the exposures leave, fairly split."""
+        exposure_of = self.guard.exposure
+        rows = []
+        exposed = 0.0
+        wanted = 0.0
+        for connector in self._connectors:
+            exposure = exposure_of(connector.device, now)
+            target = kw.get(connector.device, 0.0)
+            rows.append((connector, exposure, target))
+            exposed += exposure
+            if target > exposure:
+                wanted += target - exposure
+        spare = max(budget_kw - exposed, 0.0)
+        share = 1.0 if wanted <= spare else spare / wanted
+        result: dict[str, ConnectorLimit] = {}
+        for connector, exposure, target in rows:
+            device = connector.device
+            limit = limits.get(device)
+            reason = limit.reason if limit is not None else Reason.CAR
+            granted = target
+            if target > exposure and share < 1.0:
+                granted = exposure + (target - exposure) * share
+                reason = Reason.GRID
+            result[device] = self._limit(connector, granted, reason)
+            self._sent(device, granted, now)
+        return result
+
+    def _limit(self, connector: ConnectorModel, kw: float, reason: Reason) -> ConnectorLimit:
+        if connector.kind == "dc":
+            value = math.floor(kw * 10) / 10
+            last = self._last_limits.get(connector.device)
+            if last is not None and last.value == value and last.reason is reason:
+                return last  # most connectors keep their limit from one second to the next
+            limit = ConnectorLimit(value, "kW", reason)
+            self._last_limits[connector.device] = limit
+            return limit
+        amps = kw * 1000 / (self.site.voltage_v * len(connector.phases))
+        if connector.min_a is not None and amps < connector.min_a:
+            return ConnectorLimit(0.0, "A", reason if reason is not Reason.CAR else Reason.ROTATION)
+        return ConnectorLimit(math.floor(amps * 10) / 10, "A", reason)
+
+    def _kw(self, device: str, limit: ConnectorLimit) -> float:
+        if limit.unit == "kW":
+            return limit.value
+        return self._by_device[device].kw_from_amps(limit.value, self.site.voltage_v)
+
+    def _sent(self, device: str, kw: float, now: float) -> None:
+        self.guard.send(device, kw, now)
+        if device in self._active:
+            self.acceptance.sent(device, kw, now)
+
+    def _pv_limit(
+        self, obs: Observation, battery_kw: float, ev_kw: float, non_controllable: float
+    ) -> float | None:
+        """Curtail only what would be exported beyond the export limit."""
+        if obs.pv_kw is None:
+            return None
+        grid = non_controllable + ev_kw - battery_kw
+        over = -grid - self.site.export_limit_kw
+        return max(obs.pv_kw - over, 0.0) if over > 0 else None
