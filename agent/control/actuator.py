@@ -1,8 +1,9 @@
 """Applying a Plan to the devices: only the setpoints that changed, and renewals in time.
 
 Writing every setpoint every second would flood a bus of 182 connectors; writing only on change
-would let a charger's own watchdog drop a steady setpoint. So a limit is written when it moved
-by more than a step, or when half of the device's renew time has passed since the last write.
+would let a charger's own watchdog drop a steady setpoint. So a limit is written when it was
+cut (however little: the budget counts on it), raised by more than a step, or when half of the
+device's renew time has passed since the last write.
 Writes go through the bus workers, which range-check them, read them back and retry.
 """
 
@@ -59,7 +60,10 @@ class Actuator:
             value = min(max(limit.value * target.factor, target.minimum), target.maximum)
             renew_after = (target.renew_s or DEFAULT_RENEW_S) / 2
             step = CHANGE_STEP[limit.unit] * target.factor
-            if last is not None and abs(value - last.value) < step and now - last.at < renew_after:
+            # A cut always goes out: the plan counts on it. A small raise waits for the renewal.
+            cut = last is not None and value < last.value - 1e-9
+            small_raise = last is not None and 0 <= value - last.value < step
+            if small_raise and not cut and now - last.at < renew_after:
                 continue
             try:
                 target.submit(device, target.setpoint, value)

@@ -68,6 +68,7 @@ class FairStrategy:
         self._active: set[str] = set()
         self._battery_recent: deque[tuple[float, float]] = deque()
         self._last_limits: dict[str, ConnectorLimit] = {}
+        self._last_battery_kw = 0.0
 
     def set_temporary_limit(self, kw: float, until_s: float) -> None:
         """A lower (or higher) import limit until `until_s`: a utility curtailment, an operator."""
@@ -90,8 +91,12 @@ class FairStrategy:
         wanted = sum(d.wants_kw for d in demands)
         grid_room = limit - self.site.safety_margin_kw - non_controllable
         battery_kw = self._battery(obs, grid_room, wanted)
-        budget_kw = self.failsafe.cap(now_s, grid_known=True, wanted_kw=grid_room + battery_kw)
-        phase_room = self._phase_room(obs, battery_kw)
+        # A fading discharge will be lower by the time the chargers follow: budget for that.
+        fading = min(battery_kw - self._last_battery_kw, 0.0) * (self.site.charger_delay_s + 2)
+        self._last_battery_kw = battery_kw
+        covered_kw = max(battery_kw + fading, 0.0) if battery_kw > 0 else battery_kw
+        budget_kw = self.failsafe.cap(now_s, grid_known=True, wanted_kw=grid_room + covered_kw)
+        phase_room = self._phase_room(obs, covered_kw)
         budget = Budget(max(budget_kw, 0.0), phase_room, self.site.voltage_v)
         paused = self._paused(demands, budget, now_s)
         allocation = allocate(demands, self._chargers, budget, paused)
