@@ -178,6 +178,11 @@ class BatterySection(_Section):
     max_discharge_kw: float = Field(gt=0)
     soc_min: float = Field(default=0.1, ge=0, le=1, description="fraction of capacity")
     soc_max: float = Field(default=0.95, ge=0, le=1)
+    capacity_kwh: float | None = Field(
+        default=None, gt=0, description="usable capacity; with it the time-of-use planner runs"
+    )
+    charge_efficiency: float = Field(default=0.95, gt=0, le=1)
+    discharge_efficiency: float = Field(default=0.95, gt=0, le=1)
 
     @model_validator(mode="after")
     def _window(self) -> BatterySection:

@@ -9,6 +9,7 @@ offline charger simply leaves their values out of the snapshot, as a dead device
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from types import MappingProxyType
 
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
+from agent.control.planner import PlannerError, planner_for
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
 from agent.state import DeviceHealth, Quality, Reading, Snapshot, SnapshotValue
@@ -126,6 +128,17 @@ def physics_actuator(
     return Actuator(targets), counter
 
 
+def replan_if_due(strategy: Strategy, physics: SitePhysics) -> None:
+    """The planner's quarter-hourly solve; in simulated time it costs no simulated time."""
+    planner = getattr(strategy, "planner", None)
+    now = getattr(strategy, "wall_now", None)
+    soc = physics.battery_soc()
+    if planner is None or now is None or soc is None or not planner.due(now):
+        return
+    with contextlib.suppress(PlannerError):  # keep the last plan, as the daemon does
+        planner.replan(now, soc)
+
+
 def run_fast(
     scenario: Scenario,
     config: AgentConfig,
@@ -137,7 +150,8 @@ def run_fast(
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     site = SiteModel.from_config(config)
-    strategy: Strategy = make_strategy(strategy_name, site)
+    planner = planner_for(config)
+    strategy: Strategy = make_strategy(strategy_name, site, planner)
     physics = SitePhysics(scenario)
     snapshots = PhysicsSnapshots(scenario, physics)
     actuator, writes = physics_actuator(scenario, site, physics)
@@ -162,6 +176,7 @@ def run_fast(
                 set_limit(event.kw, float(scenario.duration_s))
         if step % every == 0:
             plan = strategy.step(snapshots.take(t_s, row), t_s)
+            replan_if_due(strategy, physics)
             actuator.apply(plan, t_s)
             if plan.battery_kw is not None:
                 physics.set_battery_kw(plan.battery_kw)

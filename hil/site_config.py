@@ -224,6 +224,9 @@ def _battery_limits(scenario: Scenario) -> str:
         f"\n[battery]\nmax_charge_kw = {battery.max_charge_kw}\n"
         f"max_discharge_kw = {battery.max_discharge_kw}\n"
         f"soc_min = {battery.soc_min}\nsoc_max = {battery.soc_max}\n"
+        f"capacity_kwh = {battery.capacity_kwh}\n"
+        f"charge_efficiency = {battery.charge_efficiency}\n"
+        f"discharge_efficiency = {battery.discharge_efficiency}\n"
     )
 
 

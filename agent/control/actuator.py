@@ -61,10 +61,8 @@ class Actuator:
             renew_after = (target.renew_s or DEFAULT_RENEW_S) / 2
             step = CHANGE_STEP[limit.unit] * target.factor
             # A cut always goes out: the plan counts on it. A small raise waits for the renewal.
-            cut = last is not None and value < last.value - 1e-9
-            small_raise = last is not None and 0 <= value - last.value < step
-            if small_raise and not cut and now - last.at < renew_after:
-                continue
+            if last is not None and 0 <= value - last.value < step and now - last.at < renew_after:
+                continue  # unchanged or a small raise: it waits for the renewal
             try:
                 target.submit(device, target.setpoint, value)
             except SetpointError as exc:  # the profile disagrees with the plan: say so, go on

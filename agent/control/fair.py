@@ -25,6 +25,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 
 from agent.control.acceptance import Acceptance
@@ -32,6 +33,7 @@ from agent.control.allocation import Budget, Demand, allocate
 from agent.control.failsafe import FailSafe
 from agent.control.observe import Observation, observe
 from agent.control.plan import ConnectorLimit, Plan, Reason
+from agent.control.planner import Planner
 from agent.control.ramp_guard import RampGuard
 from agent.control.rotation import Rotation
 from agent.control.site_model import ALL_PHASES, ConnectorModel, Phase, SiteModel
@@ -51,8 +53,10 @@ SOC_TAPER = 0.02  # discharge fades out over the last 2 % of SoC above the floor
 class FairStrategy:
     name = "fair"
 
-    def __init__(self, site: SiteModel) -> None:
+    def __init__(self, site: SiteModel, planner: Planner | None = None) -> None:
         self.site = site
+        self.planner = planner  # replanned off the control path by whoever runs the strategy
+        self.wall_now: datetime | None = None  # the last grid reading's time, for replans
         self.battery = site.battery_limits if site.battery is not None else None
         self._static = static_plan(site)
         safe = site.safe_import_kw
@@ -90,7 +94,7 @@ class FairStrategy:
         demands = self._demands(obs, now_s)
         wanted = sum(d.wants_kw for d in demands)
         grid_room = limit - self.site.safety_margin_kw - non_controllable
-        battery_kw = self._battery(obs, grid_room, wanted)
+        battery_kw = self._battery(obs, grid_room, wanted, non_controllable)
         # A fading discharge will be lower by the time the chargers follow: budget for that.
         fading = min(battery_kw - self._last_battery_kw, 0.0) * (self.site.charger_delay_s + 2)
         self._last_battery_kw = battery_kw
@@ -138,21 +142,45 @@ class FairStrategy:
             demands.append(Demand(connector, wants))
         return demands
 
-    def _battery(self, obs: Observation, grid_room: float, wanted: float) -> float:
-        """+ discharge to shave a peak, - charge from a surplus; 0 when the SoC is unknown."""
+    def _battery(
+        self, obs: Observation, grid_room: float, wanted: float, non_controllable: float
+    ) -> float:
+        """+ discharge, - charge: the cars first, then the PV surplus, then the time-of-use plan.
+
+        Peak shaving covers what the cars want beyond the grid's room; a PV surplus the cars do
+        not take charges the battery; otherwise the planner's path (charge in cheap hours,
+        discharge in dear ones) within the room the cars leave. An unknown SoC: no battery.
+        """
         limits = self.battery
         if limits is None or obs.battery_soc is None:
             return 0.0
         soc = obs.battery_soc
-        if wanted > grid_room and soc > limits.soc_min:
-            # Taper towards the floor: a battery that stops dead at soc_min would leave the
-            # cars' share uncovered for the chargers' whole response delay.
-            taper = min((soc - limits.soc_min) / SOC_TAPER, 1.0)
-            return min(wanted - grid_room, limits.max_discharge_kw * taper)
-        surplus = -(grid_room - self.site.import_limit_kw + self.site.safety_margin_kw) - wanted
-        if surplus > 0 and soc < limits.soc_max:
-            return -min(surplus, limits.max_charge_kw)
-        return 0.0
+        # Taper at both ends: a battery that stops dead at a bound would leave the cars' share
+        # uncovered (or the PV unabsorbed) for the chargers' whole response delay.
+        max_out = limits.max_discharge_kw * min(max((soc - limits.soc_min) / SOC_TAPER, 0.0), 1.0)
+        max_in = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
+        planned = self._planned_kw(obs)
+        shave = wanted - grid_room
+        if shave > 0:
+            return min(max(shave, planned), max_out)
+        surplus = -non_controllable - wanted  # PV the site and the cars do not use
+        room = grid_room - wanted  # import the cars leave
+        if surplus > 0:
+            return -min(max(surplus, -planned), surplus + room, max_in)
+        if planned < 0:
+            return -min(-planned, room, max_in)
+        return min(planned, max_out, max(non_controllable + wanted, 0.0))  # never export it
+
+    def _planned_kw(self, obs: Observation) -> float:
+        """The planner's battery power for now (+ discharge), fed with this cycle's sample."""
+        planner = self.planner
+        if planner is None or obs.at is None or obs.grid_kw is None:
+            return 0.0
+        load = obs.grid_kw + (obs.battery_kw or 0.0) + (obs.pv_kw or 0.0)
+        planner.record(obs.at, load, obs.pv_kw or 0.0)
+        self.wall_now = obs.at
+        planned = planner.planned_kw(obs.at)
+        return 0.0 if planned is None else planned
 
     def _battery_command(self, planned_kw: float, now: float) -> float:
         """What the battery is told: the most discharge promised to the cars in the last delay.

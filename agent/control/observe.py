@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from agent.control.site_model import ALL_PHASES, Phase, SiteModel
 from agent.state import Quality, Snapshot
@@ -45,6 +46,7 @@ class Observation:
     battery_kw: float | None  # + = discharge (the grid's view)
     battery_soc: float | None  # 0..1
     pv_kw: float | None
+    at: datetime | None = None  # the grid reading's wall-clock time, for the planner
 
     def ev_kw(self) -> float:
         """What the answering connectors draw now."""
@@ -68,7 +70,9 @@ def observe(snapshot: Snapshot, site: SiteModel) -> Observation:
         battery_soc = None if soc is None else soc / 100
     pv = [snapshot.value(inverter, "power") for inverter in site.inverters]
     pv_kw = sum(p for p in pv if p is not None) / 1000 if any(p is not None for p in pv) else None
-    return Observation(grid_kw, grid_age, phases, connectors, battery_kw, battery_soc, pv_kw)
+    entry = snapshot.values.get((site.grid_meter, "power")) if site.grid_meter else None
+    at = None if entry is None else entry.reading.timestamp
+    return Observation(grid_kw, grid_age, phases, connectors, battery_kw, battery_soc, pv_kw, at)
 
 
 def _grid(

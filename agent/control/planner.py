@@ -427,7 +427,13 @@ class Planner:
         """A planner for the configured site (which must have a battery section)."""
         if config.battery is None:
             raise ValueError("the planner needs a [battery] section")
-        limits = BatteryLimits.from_section(config.battery, capacity_kwh, config.battery.soc_min)
+        limits = BatteryLimits.from_section(
+            config.battery,
+            capacity_kwh,
+            config.battery.soc_min,
+            config.battery.charge_efficiency,
+            config.battery.discharge_efficiency,
+        )
         import_kw = max(config.site.grid_import_limit_kw - config.control.safety_margin_kw, 0.0)
         return cls(
             limits, config.tariff, import_kw, config.site.grid_export_limit_kw, history=history
@@ -488,3 +494,10 @@ class Planner:
 
     def _slot(self, now: datetime) -> int:
         return math.floor(now.timestamp() / self.step_s)
+
+
+def planner_for(config: AgentConfig) -> Planner | None:
+    """The site's planner, if it has a battery whose capacity the config gives."""
+    if config.battery is None or config.battery.capacity_kwh is None:
+        return None
+    return Planner.from_config(config, config.battery.capacity_kwh)

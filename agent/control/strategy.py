@@ -11,6 +11,7 @@ from typing import Protocol
 
 from agent.control.fair import FairStrategy
 from agent.control.plan import Plan
+from agent.control.planner import Planner
 from agent.control.site_model import SiteModel
 from agent.control.static import StaticStrategy
 from agent.state import Snapshot
@@ -22,8 +23,10 @@ class Strategy(Protocol):
     def step(self, snapshot: Snapshot, now_s: float) -> Plan: ...
 
 
-def make_strategy(name: str, site: SiteModel) -> Strategy:
+def make_strategy(name: str, site: SiteModel, planner: Planner | None = None) -> Strategy:
     """The strategy called `name` for this site; ValueError names the known ones."""
+    if name == "fair":
+        return FairStrategy(site, planner)
     known: dict[str, type[StaticStrategy] | type[FairStrategy]] = {
         "static": StaticStrategy,
         "fair": FairStrategy,

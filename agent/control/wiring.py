@@ -6,12 +6,15 @@ same controller for a scenario's generated config.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.plan import Plan
+from agent.control.planner import Planner, PlannerError, planner_for
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
 from agent.drivers.bus_worker import BusWorker
@@ -24,17 +27,47 @@ SETPOINTS = {"dc": ("power_limit", 1000.0), "ac": ("current_limit", 1.0)}  # nam
 
 
 class Controller:
-    """Strategy + actuator: the loop's per-cycle hook."""
+    """Strategy + actuator: the loop's per-cycle hook; the planner runs beside it."""
 
     def __init__(self, strategy: Strategy, actuator: Actuator) -> None:
         self.strategy = strategy
         self.actuator = actuator
         self.last_plan: Plan | None = None
+        self._replanning: asyncio.Future[object] | None = None
 
     def on_cycle(self, snapshot: Snapshot) -> None:
         plan = self.strategy.step(snapshot, snapshot.taken_at)
         self.actuator.apply(plan, snapshot.taken_at)
         self.last_plan = plan
+        self._replan_off_the_loop(snapshot)
+
+    def _replan_off_the_loop(self, snapshot: Snapshot) -> None:
+        """Start the battery planner's solve in a worker thread when it is due.
+
+        The cycle never waits for it: the strategy keeps following the last plan until the new
+        one is published, so a slow solve can never delay a cycle.
+        """
+        planner = getattr(self.strategy, "planner", None)
+        now = getattr(self.strategy, "wall_now", None)
+        if planner is None or now is None or not planner.due(now):
+            return
+        if self._replanning is not None and not self._replanning.done():
+            return
+        battery = getattr(self.strategy, "site", None)
+        device = getattr(battery, "battery", None)
+        soc = snapshot.value(device, "soc") if device else None
+        if soc is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._replanning = loop.run_in_executor(None, _replan, planner, now, soc / 100)
+
+
+def _replan(planner: Planner, now: datetime, soc: float) -> object:
+    try:
+        return planner.replan(now, soc)
+    except PlannerError as exc:  # keep following the last plan; try again next quarter
+        log.warning("battery planner failed: %s", exc)
+        return None
 
 
 def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Controller | None:
@@ -59,7 +92,7 @@ def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Contr
             renew_s=setpoint.renew_s,
             submit=worker.submit_write,
         )
-    strategy = make_strategy(config.control.strategy, site)
+    strategy = make_strategy(config.control.strategy, site, planner_for(config))
     log.info(
         "controller: %s strategy, %d connectors on %d chargers",
         strategy.name,
