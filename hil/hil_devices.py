@@ -78,9 +78,17 @@ class PhysicsBattery(SimulatedSunSpecBattery):
         super().__init__(time.monotonic, capacity_wh=capacity_kwh * 1000, max_power_w=max_kw * 1000)
 
     def _advance(self, now: float) -> None:
+        """Model 124 as the device applies it, with the physics doing the energy."""
+        written = self._rates_written_at
+        if 0 < self.rate_revert_s <= now - (written if written is not None else now):
+            self.in_w_rte_pct = self.out_w_rte_pct = 100.0  # the revert timer lapsed
+            self.stor_ctl_mod = 0
+            self._rates_written_at = None
         soc = self._physics.battery_soc()
         if soc is not None:
             self.soc_pct = soc * 100
+        self.demand_w = 0.0  # on its own the battery holds; the rates force it
+        self._physics.set_battery_kw(-self._target_w() / 1000)  # physics: + = discharge
         self.power_w = -self._physics.battery_kw() * 1000  # SunSpec sim: + = charging
         self.dc_power_w = self.power_w
 

@@ -210,6 +210,9 @@ async def run_hil(
                     if agent.returncode is not None:
                         raise RuntimeError(f"the agent exited ({agent.returncode}); see agent.log")
                     site.apply_events(physics.now_s)
+                    for server in site.servers:
+                        if isinstance(server, PhysicsBattery):
+                            server.update()  # its revert timer runs even when nobody asks
                     pv_limit = site.pv_limit_kw()
                     physics.set_pv_limit_kw(pv_limit)
                     site.last = physics.step(1.0)

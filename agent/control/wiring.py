@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
+from agent.control.battery_actuator import BatteryActuator
 from agent.control.plan import Plan
 from agent.control.planner import Planner, PlannerError, planner_for
 from agent.control.site_model import SiteModel
@@ -29,15 +30,21 @@ SETPOINTS = {"dc": ("power_limit", 1000.0), "ac": ("current_limit", 1.0)}  # nam
 class Controller:
     """Strategy + actuator: the loop's per-cycle hook; the planner runs beside it."""
 
-    def __init__(self, strategy: Strategy, actuator: Actuator) -> None:
+    def __init__(
+        self, strategy: Strategy, actuator: Actuator, battery: BatteryActuator | None = None
+    ) -> None:
         self.strategy = strategy
         self.actuator = actuator
+        self.battery = battery
         self.last_plan: Plan | None = None
         self._replanning: asyncio.Future[object] | None = None
 
     def on_cycle(self, snapshot: Snapshot) -> None:
         plan = self.strategy.step(snapshot, snapshot.taken_at)
         self.actuator.apply(plan, snapshot.taken_at)
+        if self.battery is not None:
+            rating = snapshot.value(self.battery.device, "max_charge_power")
+            self.battery.apply(plan.battery_kw, rating, snapshot.taken_at)
         self.last_plan = plan
         self._replan_off_the_loop(snapshot)
 
@@ -99,4 +106,20 @@ def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Contr
         len(site.connectors),
         len(site.chargers),
     )
-    return Controller(strategy, Actuator(targets))
+    return Controller(strategy, Actuator(targets), _battery_actuator(site, by_device))
+
+
+def _battery_actuator(
+    site: SiteModel, by_device: Mapping[str, tuple[BusWorker, object]]
+) -> BatteryActuator | None:
+    """Battery commands go out only to a battery whose profile has the model 124 rates."""
+    if site.battery is None or site.battery_limits is None or site.battery not in by_device:
+        return None
+    worker, device = by_device[site.battery]
+    if not isinstance(device, ModbusDevice):
+        return None
+    names = {s.name for s in device.profile.setpoints}
+    if not {"charge_rate_pct", "discharge_rate_pct"} <= names:
+        return None
+    renew = device.profile.setpoint("charge_rate_pct").renew_s or 60.0
+    return BatteryActuator(site.battery, worker.submit_write, renew)
