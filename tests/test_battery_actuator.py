@@ -31,3 +31,24 @@ def test_rates_force_the_planned_power_and_are_renewed() -> None:
     actuator.apply(1.0, None, 64.0)  # rating unknown: nothing written
     actuator.apply(None, 20_000.0, 65.0)  # no command: nothing written
     assert sent == []
+
+
+def test_pv_limit_is_shared_by_rating_and_released_at_100_percent() -> None:
+    from agent.control.pv_actuator import PvActuator
+
+    sent: list[tuple[str, float]] = []
+
+    def submit(device: str, name: str, value: float) -> None:
+        assert name == "power_limit_pct"
+        sent.append((device, value))
+
+    actuator = PvActuator({"pv-01": submit, "pv-02": submit})
+    rated = {"pv-01": 100_000.0, "pv-02": 50_000.0, "pv-03": None}
+    actuator.apply(60.0, rated, 0.0)  # 60 kW of 150 kW: 40 % on each
+    assert sent == [("pv-01", 40.0), ("pv-02", 40.0)]
+    sent.clear()
+    actuator.apply(None, rated, 1.0)  # no curtailment any more: back to 100 % at once
+    assert sent == [("pv-01", 100.0), ("pv-02", 100.0)]
+    sent.clear()
+    actuator.apply(None, {"pv-01": None}, 2.0)  # ratings unknown: nothing to compute
+    assert sent == []

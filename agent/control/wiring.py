@@ -16,6 +16,7 @@ from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.battery_actuator import BatteryActuator
 from agent.control.plan import Plan
 from agent.control.planner import Planner, PlannerError, planner_for
+from agent.control.pv_actuator import PvActuator
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
 from agent.drivers.bus_worker import BusWorker
@@ -31,11 +32,17 @@ class Controller:
     """Strategy + actuator: the loop's per-cycle hook; the planner runs beside it."""
 
     def __init__(
-        self, strategy: Strategy, actuator: Actuator, battery: BatteryActuator | None = None
+        self,
+        strategy: Strategy,
+        actuator: Actuator,
+        battery: BatteryActuator | None = None,
+        pv: PvActuator | None = None,
     ) -> None:
         self.strategy = strategy
         self.actuator = actuator
         self.battery = battery
+        self.pv = pv
+        self._inverters: tuple[str, ...] = getattr(getattr(strategy, "site", None), "inverters", ())
         self.last_plan: Plan | None = None
         self._replanning: asyncio.Future[object] | None = None
 
@@ -45,6 +52,9 @@ class Controller:
         if self.battery is not None:
             rating = snapshot.value(self.battery.device, "max_charge_power")
             self.battery.apply(plan.battery_kw, rating, snapshot.taken_at)
+        if self.pv is not None:
+            rated = {d: snapshot.value(d, "rated_power") for d in self._inverters}
+            self.pv.apply(plan.pv_limit_kw, rated, snapshot.taken_at)
         self.last_plan = plan
         self._replan_off_the_loop(snapshot)
 
@@ -106,7 +116,26 @@ def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Contr
         len(site.connectors),
         len(site.chargers),
     )
-    return Controller(strategy, Actuator(targets), _battery_actuator(site, by_device))
+    return Controller(
+        strategy,
+        Actuator(targets),
+        _battery_actuator(site, by_device),
+        _pv_actuator(site, by_device),
+    )
+
+
+def _pv_actuator(
+    site: SiteModel, by_device: Mapping[str, tuple[BusWorker, object]]
+) -> PvActuator | None:
+    """PV curtailment goes out to the inverters whose profile has an active-power limit."""
+    submits = {}
+    for inverter in site.inverters:
+        worker, device = by_device.get(inverter, (None, None))
+        if worker is None or not isinstance(device, ModbusDevice):
+            continue
+        if any(s.name == "power_limit_pct" for s in device.profile.setpoints):
+            submits[inverter] = worker.submit_write
+    return PvActuator(submits) if submits else None
 
 
 def _battery_actuator(
