@@ -48,5 +48,10 @@ class PtyPair:
     ) -> None:
         if self._process is not None:
             self._process.terminate()
-            self._process.wait(timeout=5)
+            try:
+                self._process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                # socat can sit in a blocked write to a pty nobody reads any more.
+                self._process.kill()
+                self._process.wait(timeout=5)
             self._process = None
