@@ -14,17 +14,12 @@ The JSON it writes (default `bench-controller.json`) is output: do not commit it
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
-import json
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -34,9 +29,18 @@ from agent.control.plan import Plan
 from agent.control.strategy import Strategy, make_strategy
 from agent.state import Snapshot
 from hil import fast_mode
-from hil.bench_drivers import machine
+from hil.bench.common import (
+    Log,
+    grid_limit_min_kw,
+    header,
+    join_sections,
+    limit_range,
+    num,
+    run_main,
+    sliced,
+)
 from hil.results import COMPLETED_SHARE
-from hil.scenario import GridLimitEvent, Scenario
+from hil.scenario import Scenario
 from hil.scenario_loader import load_scenario, scenario_names
 from hil.site_config import site_toml
 from hil.yardstick import Yardstick, YardstickError
@@ -91,15 +95,6 @@ def timed_strategies(timings: Timings) -> Iterator[None]:
         yield
 
 
-def sliced(scenario: Scenario, duration_s: int | None) -> Scenario:
-    """The first `duration_s` of a scenario, without the cars arriving after it (they would only
-    count as unserved)."""
-    if duration_s is None or duration_s >= scenario.duration_s:
-        return scenario
-    sessions = tuple(s for s in scenario.sessions if s.arrive_s < duration_s)
-    return dataclasses.replace(scenario, duration_s=duration_s, sessions=sessions)
-
-
 def spread(samples: list[float]) -> dict[str, float] | None:
     """p50/p99/max in milliseconds (nearest rank), None without samples."""
     if not samples:
@@ -151,18 +146,14 @@ def run_strategy(scenario: Scenario, strategy: str) -> dict[str, Any]:
     }
 
 
-def compare_scenario(
-    name: str, duration_s: int | None = None, log: Callable[[str], None] = print
-) -> dict[str, Any]:
+def compare_scenario(name: str, duration_s: int | None = None, log: Log = print) -> dict[str, Any]:
     """Every strategy on a scenario (or its first `duration_s`), and the bound."""
     scenario = sliced(load_scenario(name), duration_s)
-    cuts = [e.kw for e in scenario.events
-            if isinstance(e, GridLimitEvent) and e.t_s < scenario.duration_s]  # fmt: skip
     result: dict[str, Any] = {
         "scenario": name, "simulated_s": scenario.duration_s,
         "connectors": sum(len(c.connectors) for c in scenario.chargers),
         "grid_limit_kw": scenario.site.grid_limit_kw,
-        "grid_limit_min_kw": min([scenario.site.grid_limit_kw, *cuts]),
+        "grid_limit_min_kw": grid_limit_min_kw(scenario),
         "phase_limits": scenario.site.phase_limit_a is not None,
         "battery": scenario.battery is not None, "runs": {},
     }  # fmt: skip
@@ -179,11 +170,6 @@ def compare_scenario(
     if y is not None:
         result["runs"][BOUND] = {"kpis": bound_kpis(scenario, y)}
     return result
-
-
-def num(value: Any, spec: str, unit: str = "") -> str:
-    """A number with its unit, or '-' for what does not apply."""
-    return "-" if value is None else format(value, spec) + unit
 
 
 Row = tuple[str, Callable[[dict[str, Any], dict[str, Any]], str]]
@@ -207,10 +193,9 @@ ROWS: list[Row] = [
 
 def scenario_lines(r: dict[str, Any]) -> list[str]:
     """One table: the KPIs as rows, fair / static / bound as columns."""
-    low, high = r["grid_limit_min_kw"], r["grid_limit_kw"]
     first = next(iter(r["runs"].values()))["kpis"]
     facts = {"currency": first.get("currency", ""),
-             "limit": f"{high:g}" if low == high else f"{low:g}-{high:g}"}  # fmt: skip
+             "limit": limit_range(r["grid_limit_min_kw"], r["grid_limit_kw"])}  # fmt: skip
     skip = set() if r["phase_limits"] else {"phase violation time"}
     skip |= set() if r["battery"] else {"battery SoC at end"}
     names = list(r["runs"])
@@ -255,50 +240,28 @@ def timing_lines(scenarios: list[dict[str, Any]]) -> list[str]:
 
 
 def report(results: dict[str, Any]) -> str:
-    m = results["machine"]
+    """The whole printed report."""
     span = f"first {QUICK_S / 3600:g} h of each" if results["quick"] else "whole scenarios"
-    head = [
-        f"edge-agent controller benchmark ({'quick' if results['quick'] else 'full'} run), "
-        f"{results['timestamp']}",
-        f"machine: Python {m['python']}, {m['platform']}, {m['cpu_count']} CPUs "
-        f"({m['cpu_model'] or 'unknown model'})",
-        "load average (1/5/15 min) at start "
-        + " ".join(f"{x:.2f}" for x in results["loadavg_start"])
-        + ", at end "
-        + " ".join(f"{x:.2f}" for x in results["loadavg_end"]),
-    ]
     kpis = [f"1. KPIs, fast mode, {span}; bound = perfect-foresight yardstick (5-min LP: its "
             "peak is a 5-min average, '-' = not modelled).",
             "   The bound ends with the battery at its starting SoC; a strategy ending lower spent "
             "stored energy the bound may not, and can pass 100 %."]  # fmt: skip
     for r in results["scenarios"]:
         kpis += ["", *scenario_lines(r)]
-    sections = [head, kpis, timing_lines(results["scenarios"])]
-    return "\n\n".join("\n".join(lines) for lines in sections)
+    return join_sections([header("controller", results), kpis, timing_lines(results["scenarios"])])
+
+
+def measure(quick: bool, log: Log) -> dict[str, Any]:
+    """Every strategy and the bound on every shipped scenario."""
+    duration = QUICK_S if quick else None
+    return {"scenarios": [compare_scenario(n, duration, log) for n in scenario_names()]}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="the first 3 h of each scenario")
-    parser.add_argument("--json", type=Path, default=Path("bench-controller.json"),
-                        help="where to write the results (default: %(default)s)")  # fmt: skip
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    print(f"running the {'quick' if args.quick else 'full'} controller benchmark ...", flush=True)
-    results: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "machine": machine(), "quick": args.quick,
-                               "loadavg_start": os.getloadavg()}  # fmt: skip
-    duration = QUICK_S if args.quick else None
-    log = functools.partial(print, flush=True)
-    results["scenarios"] = [compare_scenario(n, duration, log) for n in scenario_names()]
-    results["elapsed_s"] = time.perf_counter() - started
-    results["loadavg_end"] = os.getloadavg()  # other work on the machine skews the timings
-    print()
-    print(report(results))
-    args.json.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.json} in {results['elapsed_s']:.0f} s")
+    """Run the benchmark."""
+    run_main(argv, name="controller", description=__doc__, default_json="bench-controller.json",
+             quick_help="the first 3 h of each scenario", allow_nan=False, measure=measure,
+             report=report)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,23 +14,13 @@ agent side only. The JSON it writes (default `bench-drivers.json`) is output: do
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import logging
-import os
-import platform
-import sys
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import pymodbus
 
 from hil.bench.bus_runs import jitter as jitter_run
 from hil.bench.bus_runs import rtu_rate, throughput
+from hil.bench.common import Log, header, join_sections, run_main
 from hil.bench.planning import confirm_chargers, plan_reference_station
 
 RTU_BAUDRATES = (9600, 19200, 115200)
@@ -54,24 +44,9 @@ FULL = Sizes(confirm_s=10.0, tcp_transactions=20000, rtu_transactions=3000,
              rate_transactions=1500, jitter_s=20.0)  # fmt: skip
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"python": platform.python_version(), "implementation": sys.implementation.name,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "cpu_model": model,
-            "pymodbus": pymodbus.__version__}  # fmt: skip
-
-
-async def measure(sizes: Sizes, log: Any = print) -> dict[str, Any]:
+async def measure(sizes: Sizes, log: Log = print) -> dict[str, Any]:
     """Every measurement, in order; `log` is told which part is running."""
-    results: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "machine": machine()}  # fmt: skip
+    results: dict[str, Any] = {}
     log("  planning the reference station ...")
     results["planning"] = await plan_reference_station()
     log("  confirming over loopback TCP with a real bus worker ...")
@@ -216,39 +191,18 @@ def jitter_lines(jitter: dict[str, Any]) -> list[str]:
 
 
 def report(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    head = [
-        f"edge-agent driver benchmark ({'quick' if results['quick'] else 'full'} run), "
-        f"{results['timestamp']}",
-        f"machine: Python {m['python']}, {m['platform']}, {m['cpu_count']} CPUs "
-        f"({m['cpu_model'] or 'unknown model'}), pymodbus {m['pymodbus']}",
-    ]
-    sections = [head, planning_lines(results["planning"]), cpu_lines(results["cpu"]),
-                rate_lines(results["rtu_rate"]), jitter_lines(results["jitter"])]  # fmt: skip
-    return "\n\n".join("\n".join(lines) for lines in sections)
+    """The whole printed report."""
+    return join_sections([header("driver", results), planning_lines(results["planning"]),
+                          cpu_lines(results["cpu"]), rate_lines(results["rtu_rate"]),
+                          jitter_lines(results["jitter"])])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="short runs (under ~40 s)")
-    parser.add_argument("--json", type=Path, default=Path("bench-drivers.json"),
-                        help="where to write the results (default: %(default)s)")  # fmt: skip
-    args = parser.parse_args(argv)
-    # A dead unit is the point of part 4: its timeouts are expected, not news.
-    logging.basicConfig(level=logging.ERROR)
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    started = time.perf_counter()
-    print(f"running the {'quick' if args.quick else 'full'} driver benchmark ...", flush=True)
-    results = asyncio.run(measure(QUICK if args.quick else FULL,
-                                  lambda text: print(text, flush=True)))  # fmt: skip
-    results["quick"] = args.quick
-    results["elapsed_s"] = time.perf_counter() - started
-    print()
-    print(report(results))
-    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.json} in {results['elapsed_s']:.0f} s")
+    """Run the benchmark; a dead unit is the point of part 4, so its timeouts are not logged."""
+    run_main(argv, name="driver", description=__doc__, default_json="bench-drivers.json",
+             quick_help="short runs (under ~40 s)", loadavg=False, quiet=True,
+             measure=lambda quick, log: asyncio.run(measure(QUICK if quick else FULL, log)),
+             report=report)  # fmt: skip
 
 
 if __name__ == "__main__":

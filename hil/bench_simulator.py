@@ -13,18 +13,13 @@ The JSON it writes (default `bench-simulator.json`) is output: do not commit it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import dataclasses
-import json
-import logging
 import os
 import socket
 import tempfile
 import time
 import urllib.request
 from collections import defaultdict
-from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -32,11 +27,19 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.config_loader import load_config
-from hil.bench_drivers import machine
+from hil.bench.common import (
+    Log,
+    grid_limit_min_kw,
+    header,
+    join_sections,
+    limit_range,
+    num,
+    run_main,
+    sliced,
+)
 from hil.fast_mode import run_fast
 from hil.hil_mode import HilSite, run_hil, start_offset_s
 from hil.physics import StepResult
-from hil.scenario import GridLimitEvent
 from hil.scenario_loader import load_scenario, scenario_names
 from hil.site_config import site_toml
 
@@ -50,22 +53,15 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def fast_run(name: str, duration_s: int | None = None) -> dict[str, Any]:
     """One scenario (optionally its first `duration_s`) in fast mode with `static`."""
-    scenario = load_scenario(name)
-    if duration_s is not None and duration_s < scenario.duration_s:
-        # Cars arriving after the slice would only count as not served: leave them out.
-        sessions = tuple(s for s in scenario.sessions if s.arrive_s < duration_s)
-        scenario = dataclasses.replace(scenario, duration_s=duration_s, sessions=sessions)
-    end = scenario.duration_s
-    cuts = [e.kw for e in scenario.events if isinstance(e, GridLimitEvent) and e.t_s < end]
-    lowest = min([scenario.site.grid_limit_kw, *cuts])
+    scenario = sliced(load_scenario(name), duration_s)
     with tempfile.TemporaryDirectory(prefix="bench-simulator-") as tmp:
         out_dir = Path(tmp)
         config_path = out_dir / "site.toml"
         config_path.write_text(site_toml(scenario, strategy="static"), encoding="utf-8")
         kpis = run_fast(scenario, load_config(config_path), out_dir, "static", progress=False)
     return {"scenario": name, "simulated_s": scenario.duration_s,
-            "grid_limit_kw": scenario.site.grid_limit_kw, "grid_limit_min_kw": lowest,
-            "kpis": kpis}  # fmt: skip
+            "grid_limit_kw": scenario.site.grid_limit_kw,
+            "grid_limit_min_kw": grid_limit_min_kw(scenario), "kpis": kpis}  # fmt: skip
 
 
 def read_proc(pid: int) -> tuple[float, int, float]:
@@ -208,14 +204,8 @@ async def hil_run(seconds: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def fmt(value: Any, spec: str = ".1f", unit: str = "") -> str:
-    """A number with its unit, or '-' for a KPI that does not apply."""
-    return "-" if value is None else format(value, spec) + unit
-
-
 def limit_text(run: dict[str, Any]) -> str:
-    low, high = run["grid_limit_min_kw"], run["grid_limit_kw"]
-    limit = f"{high:g}" if low == high else f"{low:g}-{high:g}"
+    limit = limit_range(run["grid_limit_min_kw"], run["grid_limit_kw"])
     return f"{run['kpis']['peak_import_kw']:.1f} / {limit} kW"
 
 
@@ -242,10 +232,10 @@ def fast_lines(runs: list[dict[str, Any]], quick: bool) -> list[str]:
         ("limit violation", lambda k, r: f"{k['limit_violation_kwh']:.3f} kWh"),
         ("limit violation time", lambda k, r: f"{k['limit_violation_s']:.0f} s"),
         ("max overshoot", lambda k, r: f"{k['max_overshoot_kw']:.2f} kW"),
-        ("PV self-consumption", lambda k, r: fmt(k["pv_self_consumption"], ".1%")),
+        ("PV self-consumption", lambda k, r: num(k["pv_self_consumption"], ".1%")),
         ("Jain fairness", lambda k, r: f"{k['jain_fairness']:.3f}"),
-        ("phase violation time", lambda k, r: fmt(k.get("phase_violation_s"), ".0f", " s")),
-        ("max phase overshoot", lambda k, r: fmt(k.get("max_phase_overshoot_a"), ".2f", " A")),
+        ("phase violation time", lambda k, r: num(k.get("phase_violation_s"), ".0f", " s")),
+        ("max phase overshoot", lambda k, r: num(k.get("max_phase_overshoot_a"), ".2f", " A")),
     ]  # fmt: skip
     width = max(22, *(len(r["scenario"]) for r in runs))
     lines += ["", f"   {'KPI':<22} | " + " | ".join(f"{r['scenario']:>{width}}" for r in runs)]
@@ -265,7 +255,7 @@ def hil_lines(h: dict[str, Any]) -> list[str]:
         " after the first sample",
         f"   startup: {a['startup_cpu_s']:.2f} CPU s by the first sample at "
         f"{a['startup_age_s']:.1f} s of age; "
-        f"CPU per Modbus request {fmt(a['cpu_ms_per_request'], '.3f', ' ms')}",
+        f"CPU per Modbus request {num(a['cpu_ms_per_request'], '.3f', ' ms')}",
         f"   agent RSS: start {a['rss_start_mib']:.1f} MiB, end {a['rss_end_mib']:.1f} MiB, "
         f"max {a['rss_max_mib']:.1f} MiB ({len(h['samples'])} samples every {SAMPLE_S} s)",
         f"   {'window':>13} | {'agent CPU':>9} | {'RSS at end':>10}",
@@ -302,48 +292,28 @@ def hil_lines(h: dict[str, Any]) -> list[str]:
 
 
 def report(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    head = [
-        f"edge-agent simulator benchmark ({'quick' if results['quick'] else 'full'} run), "
-        f"{results['timestamp']}",
-        f"machine: Python {m['python']}, {m['platform']}, {m['cpu_count']} CPUs "
-        f"({m['cpu_model'] or 'unknown model'}), pymodbus {m['pymodbus']}",
-        "load average (1/5/15 min) at start "
-        + " ".join(f"{x:.2f}" for x in results["loadavg_start"])
-        + ", at end "
-        + " ".join(f"{x:.2f}" for x in results["loadavg_end"]),
-    ]
-    sections = [head, fast_lines(results["fast"], results["quick"]), hil_lines(results["hil"])]
-    return "\n\n".join("\n".join(lines) for lines in sections)
+    """The whole printed report."""
+    return join_sections([header("simulator", results),
+                          fast_lines(results["fast"], results["quick"]),
+                          hil_lines(results["hil"])])  # fmt: skip
+
+
+def measure(quick: bool, log: Log) -> dict[str, Any]:
+    """Fast mode on every shipped scenario, then the reference station in HIL."""
+    fast = []
+    for name in scenario_names():
+        log(f"  fast mode: {name} ...")
+        fast.append(fast_run(name, QUICK_FAST_S if quick else None))
+    seconds = 60.0 if quick else 600.0
+    log(f"  HIL: {REFERENCE} from {HIL_FROM} for {seconds:g} s ...")
+    return {"fast": fast, "hil": asyncio.run(hil_run(seconds))}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="2 h fast runs, 60 s of HIL")
-    parser.add_argument("--json", type=Path, default=Path("bench-simulator.json"),
-                        help="where to write the results (default: %(default)s)")  # fmt: skip
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    started = time.perf_counter()
-    print(f"running the {'quick' if args.quick else 'full'} simulator benchmark ...", flush=True)
-    results: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "machine": machine(), "quick": args.quick, "fast": [],
-                               "loadavg_start": os.getloadavg()}  # fmt: skip
-    for name in scenario_names():
-        print(f"  fast mode: {name} ...", flush=True)
-        results["fast"].append(fast_run(name, QUICK_FAST_S if args.quick else None))
-    seconds = 60.0 if args.quick else 600.0
-    print(f"  HIL: {REFERENCE} from {HIL_FROM} for {seconds:g} s ...", flush=True)
-    results["hil"] = asyncio.run(hil_run(seconds))
-    results["elapsed_s"] = time.perf_counter() - started
-    results["loadavg_end"] = os.getloadavg()  # other work on the machine skews the timings
-    print()
-    print(report(results))
-    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.json} in {results['elapsed_s']:.0f} s")
+    """Run the benchmark."""
+    run_main(argv, name="simulator", description=__doc__, default_json="bench-simulator.json",
+             quick_help="2 h fast runs, 60 s of HIL", quiet=True, measure=measure,
+             report=report)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,1 +1,2 @@
-"""Helpers of `hil.bench_drivers`: the simulator process, the planning count, the bus runs."""
+"""Helpers of the `hil.bench_*` scripts: their common scaffolding, and for `hil.bench_drivers`
+the simulator process, the planning count and the bus runs."""
