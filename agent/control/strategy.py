@@ -27,13 +27,9 @@ def make_strategy(name: str, site: SiteModel, planner: Planner | None = None) ->
     """The strategy called `name` for this site; ValueError names the known ones."""
     if name == "fair":
         return FairStrategy(site, planner)
-    known: dict[str, type[StaticStrategy] | type[FairStrategy]] = {
-        "static": StaticStrategy,
-        "fair": FairStrategy,
-    }
-    if name not in known:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(known))}")
-    return known[name](site)
+    if name == "static":
+        return StaticStrategy(site)
+    raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGY_NAMES)}")
 
 
 STRATEGY_NAMES = ("fair", "static")
