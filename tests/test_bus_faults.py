@@ -96,7 +96,7 @@ async def test_dead_unit_costs_the_others_at_most_one_timeout(tmp_path: Path) ->
             await asyncio.sleep(2.0)
         finally:
             running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+            await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), 5)
             await line.stop()
 
     # The healthy meters kept their period: at worst one timeout of the dead unit between polls.
