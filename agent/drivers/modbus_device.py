@@ -64,15 +64,10 @@ class RequestFailed(Exception):
         self.reason = reason
 
 
-async def read_registers(
-    client: RegisterReader, kind: RegisterKind, address: int, count: int, unit_id: int
-) -> list[int]:
-    """One read request; every way it can fail becomes `RequestFailed` with an error class."""
-    read = (
-        client.read_input_registers if kind is RegisterKind.INPUT else client.read_holding_registers
-    )
+async def send_request(request: Awaitable[Any], what: str) -> Any:
+    """Await one request; every way it can fail becomes `RequestFailed` with an error class."""
     try:
-        response = await read(address, count=count, device_id=unit_id)
+        response = await request
     except ConnectionException as exc:
         raise RequestFailed("connection", str(exc)) from None
     except (ModbusIOException, TimeoutError) as exc:
@@ -80,7 +75,20 @@ async def read_registers(
     except ModbusException as exc:
         raise RequestFailed("garbage", str(exc)) from None
     if response.isError():
-        raise RequestFailed("exception", f"{response} at {kind} {address}")
+        raise RequestFailed("exception", f"{response} {what}")
+    return response
+
+
+async def read_registers(
+    client: RegisterReader, kind: RegisterKind, address: int, count: int, unit_id: int
+) -> list[int]:
+    """One read request; every way it can fail becomes `RequestFailed` with an error class."""
+    read = (
+        client.read_input_registers if kind is RegisterKind.INPUT else client.read_holding_registers
+    )
+    response = await send_request(
+        read(address, count=count, device_id=unit_id), f"at {kind} {address}"
+    )
     registers = list(getattr(response, "registers", []))
     if len(registers) < count:
         raise RequestFailed("short_reply", f"{len(registers)} of {count} registers")

@@ -12,9 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-
-from agent.drivers.modbus_device import RegisterClient, RequestFailed, read_registers
+from agent.drivers.modbus_device import RegisterClient, RequestFailed, read_registers, send_request
 from agent.drivers.profile import (
     DeviceProfile,
     Encoding,
@@ -102,16 +100,8 @@ async def _write(
     scale_factors: Mapping[str, float],
 ) -> None:
     words = encode_value(value, encoding, _sf(encoding, scale_factors))
-    try:
-        response = await client.write_registers(address, words, device_id=unit_id)
-    except ConnectionException as exc:
-        raise RequestFailed("connection", str(exc)) from None
-    except (ModbusIOException, TimeoutError) as exc:
-        raise RequestFailed("timeout", str(exc)) from None
-    except ModbusException as exc:
-        raise RequestFailed("garbage", str(exc)) from None
-    if response.isError():
-        raise RequestFailed("exception", f"{response} writing {address}")
+    request = client.write_registers(address, words, device_id=unit_id)
+    await send_request(request, f"writing {address}")
 
 
 def _sf(encoding: Encoding, scale_factors: Mapping[str, float]) -> float | None:

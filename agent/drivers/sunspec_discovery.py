@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-
-if TYPE_CHECKING:  # at run time any object with read_holding_registers will do
-    from agent.drivers.modbus_device import RegisterReader
+from agent.drivers.modbus_device import RegisterReader, RequestFailed, read_registers
+from agent.drivers.profile import RegisterKind
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +25,13 @@ MAX_MODELS = 100  # a real device has a handful; more means the chain loops or i
 LAST_ADDRESS = 0xFFFF
 
 Reason = Literal["timeout", "connection", "exception", "not_sunspec", "garbage"]
+# A failed read's error class, as a discovery failure (a short reply is garbage here).
+_REASONS: dict[str, Reason] = {
+    "connection": "connection",
+    "timeout": "timeout",
+    "garbage": "garbage",
+    "short_reply": "garbage",
+}
 
 
 class DiscoveryError(Exception):
@@ -105,17 +110,10 @@ async def _walk(reader: RegisterReader, base: int, unit_id: int) -> tuple[ModelI
 async def _read_or_none(reader: RegisterReader, address: int, unit_id: int) -> list[int] | None:
     """Two holding registers, or None for an exception response (the address is not there)."""
     try:
-        response: Any = await reader.read_holding_registers(address, count=2, device_id=unit_id)
-    except ConnectionException as exc:
-        raise DiscoveryError("connection", f"unit {unit_id}: connection lost: {exc}") from exc
-    except (ModbusIOException, TimeoutError) as exc:
-        raise DiscoveryError("timeout", f"unit {unit_id}: no answer at {address}") from exc
-    except ModbusException as exc:
-        raise DiscoveryError("garbage", f"unit {unit_id}: bad reply at {address}: {exc}") from exc
-    if response.isError():
-        log.debug("unit %d: exception response %s at %d", unit_id, response, address)
-        return None
-    registers = [int(r) for r in getattr(response, "registers", [])]
-    if len(registers) < 2:
-        raise DiscoveryError("garbage", f"unit {unit_id}: short reply at {address}")
-    return registers[:2]
+        return await read_registers(reader, RegisterKind.HOLDING, address, 2, unit_id)
+    except RequestFailed as exc:
+        if exc.reason == "exception":
+            log.debug("unit %d: %s", unit_id, exc)
+            return None
+        reason = _REASONS.get(exc.reason, "garbage")
+        raise DiscoveryError(reason, f"unit {unit_id}: {exc} at {address}") from exc
