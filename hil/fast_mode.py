@@ -21,6 +21,7 @@ from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.planner import PlannerError, planner_for
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
+from agent.control.wiring import SETPOINTS
 from agent.state import DeviceHealth, Quality, Reading, Snapshot, SnapshotValue
 from hil.hil_devices import connector_state
 from hil.physics import SitePhysics, StepResult
@@ -115,13 +116,14 @@ def physics_actuator(
 
     targets = {}
     for connector in site.connectors:
-        dc = connector.kind == "dc"
+        setpoint, factor = SETPOINTS[connector.kind]  # the daemon's mapping, not a copy
+        maximum = connector.max_kw if connector.kind == "dc" else (connector.max_a or 0.0)
         targets[connector.device] = SetpointTarget(
             device=connector.device,
-            setpoint="power_limit" if dc else "current_limit",
-            factor=1000.0 if dc else 1.0,
+            setpoint=setpoint,
+            factor=factor,
             minimum=0.0,
-            maximum=connector.max_kw * 1000 if dc else (connector.max_a or 0.0),
+            maximum=maximum * factor,
             renew_s=RENEW_S,
             submit=submit,
         )

@@ -22,6 +22,14 @@ DEFAULT_RENEW_S = 60.0  # a device without a stated watchdog is still rewritten 
 CHANGE_STEP = {"kW": 0.5, "A": 0.5}  # smaller changes wait for the next renewal
 
 
+def unchanged_and_fresh(
+    last: tuple[float, float] | None, value: float, now: float, step: float, renew_after: float
+) -> bool:
+    """True if `value` moved less than `step` from the last write `(value, when)`, which is
+    younger than `renew_after`: nothing needs writing yet."""
+    return last is not None and abs(value - last[0]) < step and now - last[1] < renew_after
+
+
 @dataclass(frozen=True, slots=True)
 class SetpointTarget:
     """Where a connector's limit goes: which device setpoint, in which unit, how often."""

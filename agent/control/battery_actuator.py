@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from agent.control.actuator import unchanged_and_fresh
 from agent.drivers.setpoints import SetpointError
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,7 @@ class BatteryActuator:
             return
         pct = max(min(battery_kw * 1000 / max_charge_w * 100, 100.0), -100.0)
         pct = round(pct, 1)
-        last = self._last
-        if last is not None and abs(pct - last[0]) < STEP_PCT and now - last[1] < self._renew_after:
+        if unchanged_and_fresh(self._last, pct, now, STEP_PCT, self._renew_after):
             return
         try:
             # Both cases in one: discharge p = (InWRte -p, OutWRte p); charge c = (c, -c).

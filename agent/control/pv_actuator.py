@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
+from agent.control.actuator import unchanged_and_fresh
 from agent.drivers.setpoints import SetpointError
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ class PvActuator:
         total_kw = sum(known.values()) / 1000
         pct = 100.0 if pv_limit_kw is None else min(max(pv_limit_kw / total_kw * 100, 0.0), 100.0)
         pct = round(pct, 1)
-        last = self._last
-        if last is not None and abs(pct - last[0]) < STEP_PCT and now - last[1] < self._renew_after:
+        if unchanged_and_fresh(self._last, pct, now, STEP_PCT, self._renew_after):
             return
         for device in known:
             try:
