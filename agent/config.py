@@ -197,6 +197,9 @@ class ChargerConnector(_Section):
     id: int = Field(ge=1)
     device: Identifier
     max_kw: float = Field(gt=0)
+    weight: float = Field(
+        default=1.0, gt=0, le=100, description="priority: shares of the power when it is short"
+    )
 
 
 class Charger(_Section):

@@ -271,6 +271,16 @@ def test_a_new_install_uses_the_recent_mean_then_nothing() -> None:
     assert fc.load_source[-1] is LoadSource.TIME_OF_DAY
 
 
+def test_a_new_install_forecasts_the_load_net_of_the_pv_it_cannot_forecast() -> None:
+    # At noon on the first day the site draws 1,700 kW, 800 of it from PV. With no PV history
+    # the PV forecast is 0, so counting 1,700 kW as grid load would invent a peak to shave.
+    history = LoadHistory()
+    fill(history, MONDAY - timedelta(minutes=30), MONDAY, 1700.0, 800.0)
+    fc = history.forecast(MONDAY, steps=4)
+    assert fc.load_kw[0] == pytest.approx(900.0)
+    assert fc.pv_kw[0] == 0.0
+
+
 def test_history_memory_is_bounded_and_bad_samples_are_refused() -> None:
     history = LoadHistory(days=8)
     fill(history, MONDAY - timedelta(days=20), MONDAY, 50.0)
@@ -367,3 +377,18 @@ periods = [
     assert p.battery.capacity_kwh == 2000.0
     plan = p.replan(MONDAY + timedelta(hours=12), 0.5)  # 20:00 in Shanghai
     assert plan.steps == STEPS
+
+
+def test_storing_pays_in_valley_and_flat_hours_never_in_the_peak_or_on_a_flat_tariff() -> None:
+    p = planner()
+    assert p.storing_pays(MONDAY + timedelta(hours=3))  # 0.30 / round trip < 1.05
+    assert p.storing_pays(MONDAY + timedelta(hours=12))  # 0.65 / 0.9025 = 0.72 < 1.05
+    assert not p.storing_pays(MONDAY + timedelta(hours=9))  # the peak itself
+    flat = Planner(battery(), TariffSection(timezone="UTC", periods=[
+        period("all", "00:00", "24:00", 0.4)]), 400.0, 0.0)  # fmt: skip
+    assert not flat.storing_pays(MONDAY + timedelta(hours=3))
+    # A spread the round trip eats is no reason to store either.
+    thin = Planner(battery(), TariffSection(timezone="UTC", periods=[
+        period("low", "00:00", "12:00", 1.0), period("high", "12:00", "24:00", 1.05)]),
+        400.0, 0.0)  # fmt: skip
+    assert not thin.storing_pays(MONDAY + timedelta(hours=3))

@@ -1,51 +1,85 @@
 """What each car actually takes: power offered and not taken goes to the others.
 
-A car that draws clearly less than its limit, once the limit has had time to take effect, is
-taking all it wants (full battery, derating, a small on-board charger); its demand is then its
-draw plus a little headroom. Every `probe_s` such a car is offered its connector's maximum
-again, so a car that can take more (a colder battery, a tapering that ended) is found.
+A car is judged against the lowest limit it has been offered throughout the last `SETTLE_S`
+(a limit raised a second ago proves nothing yet: the charger and the car take time to follow).
+A car that leaves more than its headroom of that limit unused is taking all it wants (full
+battery, derating, a small on-board charger): its demand becomes its draw plus the headroom,
+and it follows the draw down as the car tapers. A car that presses against its estimate (draws
+within half the headroom of it) can take more and is offered its connector's maximum again (one
+held below its estimate by the grid presses against that limit and proves nothing); so
+is every estimated car once per `probe_s`, in case its draw says nothing (a charger that reports
+late, a car that woke up).
+
+The limits the allocation sends change by small amounts almost every cycle; an estimate that
+reset on each of them would never settle, and the power the tapering cars leave unused would
+stay reserved for them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
-TAKES_LESS = 0.9  # drawing under 90 % of the limit in force: the car is the bottleneck
-HEADROOM_KW = 2.0  # offered above a limited car's draw, so it can rise without waiting
-SETTLE_S = 8.0  # after a limit change, wait this long before judging the car
+SETTLE_S = 8.0  # a limit must have been in force this long before the car is judged by it
+HEADROOM_KW = 1.0  # offered above a car's draw, so it can rise without waiting
+HEADROOM_SHARE = 0.1  # ... but never more than this share of the connector's maximum (AC)
+UNUSED_SHARE = 0.03  # and it must leave this share of the limit unused, above the noise
+PROBE_S = 300.0
+
+
+def headroom_kw(max_kw: float) -> float:
+    return min(HEADROOM_KW, HEADROOM_SHARE * max_kw)
 
 
 @dataclass(slots=True)
 class _Car:
+    probed_at: float
     wants_kw: float | None = None  # None: unknown, offer the connector's maximum
-    settled_at: float = 0.0  # when its current limit was sent
-    limit_kw: float = 0.0
-    probed_at: float = 0.0
+    # (sent at, limit) for the limits sent within the last SETTLE_S, after the one then in force
+    offered: deque[tuple[float, float]] = field(default_factory=deque)
+
+    def limit_kw(self) -> float:
+        return self.offered[-1][1] if self.offered else 0.0
+
+    def settled_limit_kw(self, now: float) -> float | None:
+        """The lowest limit in force throughout the last SETTLE_S; None if too recent to tell."""
+        cutoff = now - SETTLE_S
+        offered = self.offered
+        while len(offered) > 1 and offered[1][0] <= cutoff:
+            offered.popleft()  # the one after it was already in force at the cutoff
+        if not offered or offered[0][0] > cutoff:
+            return None
+        return min(kw for _, kw in offered)
 
 
 class Acceptance:
-    def __init__(self, probe_s: float = 60.0) -> None:
+    def __init__(self, probe_s: float = PROBE_S) -> None:
         self.probe_s = probe_s
         self._cars: dict[str, _Car] = {}
 
     def wants_kw(self, device: str, max_kw: float, draw_kw: float | None, now: float) -> float:
-        car = self._cars.setdefault(device, _Car(settled_at=now, probed_at=now))
-        settled = now - car.settled_at >= SETTLE_S
-        if draw_kw is not None and settled and car.limit_kw > 0:
-            if draw_kw < TAKES_LESS * car.limit_kw:
-                car.wants_kw = min(draw_kw + HEADROOM_KW, max_kw)
-            elif car.wants_kw is not None and draw_kw >= TAKES_LESS * car.wants_kw:
-                car.wants_kw = None  # it takes what it gets: offer more again
+        """The power worth offering this car now: its estimate, or the connector's maximum."""
+        car = self._cars.get(device)
+        if car is None:
+            car = self._cars[device] = _Car(probed_at=now)
+        headroom = headroom_kw(max_kw)
+        settled = car.settled_limit_kw(now)
+        if draw_kw is not None and settled is not None and settled > 0:
+            if draw_kw < settled - max(headroom, UNUSED_SHARE * settled):
+                car.wants_kw = min(draw_kw + headroom, max_kw)
+            elif car.wants_kw is not None and draw_kw >= car.wants_kw - headroom / 2:
+                car.wants_kw = None  # it presses against its estimate: offer more again
         if car.wants_kw is not None and now - car.probed_at >= self.probe_s:
             car.wants_kw = None
             car.probed_at = now
         return max_kw if car.wants_kw is None else car.wants_kw
 
     def sent(self, device: str, limit_kw: float, now: float) -> None:
-        car = self._cars.setdefault(device, _Car())
-        if abs(limit_kw - car.limit_kw) > 0.05:
-            car.settled_at = now
-            car.limit_kw = limit_kw
+        car = self._cars.get(device)
+        if car is None:
+            car = self._cars[device] = _Car(probed_at=now)
+        if not car.offered or abs(limit_kw - car.limit_kw()) > 0.05:
+            car.offered.append((now, limit_kw))
 
     def leave(self, device: str) -> None:
         """The car left (or the connector went idle): forget what was learnt about it."""

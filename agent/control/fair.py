@@ -9,9 +9,10 @@ Each cycle:
    so the cars may have `limit - margin - N + battery discharge`; per phase the same with
    currents. The import limit is the site's, or a temporary one (utility or operator) until it
    expires.
-3. **Battery**: peak shaving (discharge when the cars want more than the grid gives), PV surplus
-   (charge when the site would export), within its power limits and SoC window; an unknown SoC
-   means no battery power.
+3. **Battery**: peak shaving (discharge when the cars want more than the grid gives), storing
+   the PV surplus and, outside the dearest hours, the grid room the cars leave; then the
+   planner's time-of-use path; within its power limits and SoC window; an unknown SoC means
+   no battery power.
 4. **Allocate** (`allocation.py`): weighted max-min fair water-filling over the cars' real
    acceptance (`acceptance.py`), under connector, charger, phase and site limits; AC minimum
    currents with rotation of who pauses (`rotation.py`).
@@ -30,6 +31,7 @@ from types import MappingProxyType
 
 from agent.control.acceptance import Acceptance
 from agent.control.allocation import Budget, Demand, allocate
+from agent.control.dwell import DwellTimes
 from agent.control.failsafe import FailSafe
 from agent.control.observe import Observation, observe
 from agent.control.plan import ConnectorLimit, Plan, Reason
@@ -65,6 +67,7 @@ class FairStrategy:
         self.guard = RampGuard(site.charger_delay_s)
         self.acceptance = Acceptance()
         self.rotation = Rotation()
+        self.dwell = DwellTimes()
         self._temporary: TemporaryLimit | None = None
         self._connectors = site.connectors  # a property that builds a tuple: keep one
         self._by_device = {c.device: c for c in self._connectors}
@@ -73,6 +76,7 @@ class FairStrategy:
         self._battery_recent: deque[tuple[float, float]] = deque()
         self._last_limits: dict[str, ConnectorLimit] = {}
         self._last_battery_kw = 0.0
+        self._cost_discharge_kw = 0.0  # the planner's discharge this cycle, in dear hours
 
     def set_temporary_limit(self, kw: float, until_s: float) -> None:
         """A lower (or higher) import limit until `until_s`: a utility curtailment, an operator."""
@@ -92,7 +96,7 @@ class FairStrategy:
         limit = self.import_limit_kw(now_s)
         non_controllable = obs.grid_kw - obs.ev_kw() + (obs.battery_kw or 0.0)
         demands = self._demands(obs, now_s)
-        wanted = sum(d.wants_kw for d in demands)
+        wanted = self._deliverable_kw(demands)
         grid_room = limit - self.site.safety_margin_kw - non_controllable
         battery_kw = self._battery(obs, grid_room, wanted, non_controllable)
         # A fading discharge will be lower by the time the chargers follow: budget for that.
@@ -104,7 +108,11 @@ class FairStrategy:
         budget = Budget(max(budget_kw, 0.0), phase_room, self.site.voltage_v)
         paused = self._paused(demands, budget, now_s)
         allocation = allocate(demands, self._chargers, budget, paused)
-        limits = self._guarded(allocation.limits, allocation.kw, budget_kw, now_s)
+        limits, exposed_kw = self._guarded(allocation.limits, allocation.kw, budget_kw, now_s)
+        if battery_kw > 0:
+            # Discharge for what the cars may draw under the limits they hold, not for what
+            # they were estimated to want: the rest would only push the import down.
+            battery_kw = min(battery_kw, max(exposed_kw - grid_room, self._cost_discharge_kw))
         pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), non_controllable)
         return Plan(
             MappingProxyType(limits),
@@ -130,8 +138,12 @@ class FairStrategy:
 
     def _demands(self, obs: Observation, now: float) -> list[Demand]:
         demands = []
+        dwell = self.dwell
         for connector in self._connectors:
             view = obs.connectors[connector.device]
+            plugged_in = view.plugged_in
+            if plugged_in is not None:
+                dwell.update(connector.device, plugged_in, now)
             if not view.wants_power:
                 if connector.device in self._active:
                     self._active.discard(connector.device)
@@ -139,17 +151,32 @@ class FairStrategy:
                 continue
             self._active.add(connector.device)
             wants = self.acceptance.wants_kw(connector.device, connector.max_kw, view.power_kw, now)
-            demands.append(Demand(connector, wants))
+            weight = connector.weight * dwell.weight(connector.device, now)
+            demands.append(Demand(connector, wants, weight))
         return demands
+
+    def _deliverable_kw(self, demands: list[Demand]) -> float:
+        """What the cars want, as far as their chargers can deliver it: two cars on one 120 kW
+        charger want 120 kW, not 240 (a battery discharging for the 240 would only push the
+        grid import down, spending its charge on cheap hours)."""
+        by_charger: dict[str, float] = {}
+        for demand in demands:
+            charger = demand.connector.charger
+            by_charger[charger] = by_charger.get(charger, 0.0) + demand.wants_kw
+        chargers = self._chargers
+        return sum(min(kw, chargers.get(c, math.inf)) for c, kw in by_charger.items())
 
     def _battery(
         self, obs: Observation, grid_room: float, wanted: float, non_controllable: float
     ) -> float:
-        """+ discharge, - charge: the cars first, then the PV surplus, then the time-of-use plan.
+        """+ discharge, - charge: the cars first, then storing what they leave, then the plan.
 
-        Peak shaving covers what the cars want beyond the grid's room; a PV surplus the cars do
-        not take charges the battery; otherwise the planner's path (charge in cheap hours,
-        discharge in dear ones) within the room the cars leave. An unknown SoC: no battery.
+        Energy first: the battery covers what the cars want beyond the grid's room (peak
+        shaving), and stores the PV surplus and, while storing pays (`Planner.storing_pays`:
+        not in the dearest hours), the grid room the cars leave, so that the next shortfall
+        finds it full. Then cost: the planner's path (charge in cheap hours, discharge in dear
+        ones), a discharge never beyond what the site draws now (the cars' wants are an
+        estimate; power they do not take would be exported). An unknown SoC: no battery.
         """
         limits = self.battery
         if limits is None or obs.battery_soc is None:
@@ -161,15 +188,21 @@ class FairStrategy:
         max_in = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
         planned = self._planned_kw(obs)
         shave = wanted - grid_room
+        self._cost_discharge_kw = 0.0 if self._storing_pays(obs) else max(planned, 0.0)
         if shave > 0:
             return min(max(shave, planned), max_out)
         surplus = -non_controllable - wanted  # PV the site and the cars do not use
         room = grid_room - wanted  # import the cars leave
-        if surplus > 0:
-            return -min(max(surplus, -planned), surplus + room, max_in)
-        if planned < 0:
-            return -min(-planned, room, max_in)
-        return min(planned, max_out, max(non_controllable + wanted, 0.0))  # never export it
+        stored_room = room if self._storing_pays(obs) else 0.0
+        charge = max(surplus, -planned, stored_room)
+        if charge > 0:
+            return -min(charge, room, max_in)
+        site_draw = non_controllable + obs.ev_kw()
+        return min(planned, max_out, max(site_draw, 0.0))
+
+    def _storing_pays(self, obs: Observation) -> bool:
+        planner = self.planner
+        return planner is not None and obs.at is not None and planner.storing_pays(obs.at)
 
     def _planned_kw(self, obs: Observation) -> float:
         """The planner's battery power for now (+ discharge), fed with this cycle's sample."""
@@ -231,8 +264,11 @@ class FairStrategy:
         kw: Mapping[str, float],
         budget_kw: float,
         now: float,
-    ) -> dict[str, ConnectorLimit]:
-        """Cuts at once; raises only from the budget the exposures leave, fairly split."""
+    ) -> tuple[dict[str, ConnectorLimit], float]:
+        """Cuts at once; raises only from the budget the exposures leave, fairly split.
+
+        Also returns what the connectors may draw in the next delay under all they were sent.
+        """
         exposure_of = self.guard.exposure
         rows = []
         exposed = 0.0
@@ -245,6 +281,7 @@ class FairStrategy:
             if target > exposure:
                 wanted += target - exposure
         spare = max(budget_kw - exposed, 0.0)
+        exposed_after = 0.0
         share = 1.0 if wanted <= spare else spare / wanted
         result: dict[str, ConnectorLimit] = {}
         for connector, exposure, target in rows:
@@ -257,7 +294,8 @@ class FairStrategy:
                 reason = Reason.GRID
             result[device] = self._limit(connector, granted, reason)
             self._sent(device, granted, now)
-        return result
+            exposed_after += max(exposure, granted)
+        return result, exposed_after
 
     def _limit(self, connector: ConnectorModel, kw: float, reason: Reason) -> ConnectorLimit:
         if connector.kind == "dc":

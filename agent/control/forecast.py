@@ -15,7 +15,8 @@ Load, first that has data:
   1. same weekday: mean of the bins at t - 7 d, t - 14 d, ... (within the window; with 8 days
      that is last week's bin), in local wall-clock time, so DST shifts do not shift the day;
   2. same time of day: mean of the bins at t - 1 d ... t - `days` d;
-  3. recent: mean of the bins of the last hour before `now` (a new install's first day);
+  3. recent: mean of the bins of the last hour before `now`, net of their PV (a new install's
+     first day; such a step has no PV history either, so its PV forecast is 0);
   4. 0 kW.
 The source of each step is reported (`Forecast.load_source`).
 
@@ -205,8 +206,10 @@ class LoadHistory:
         return [(k, b) for k in range(first, last + 1) if (b := self._bins.get(k)) is not None]
 
     def _recent_load(self, now_ts: float) -> float | None:
+        """The last hour's load net of PV: a step with no history forecasts no PV either, so
+        the load the PV carried now must not reappear there as load the grid has to carry."""
         bins = self._recent_bins(now_ts)
-        return _mean(b.load_kw for _, b in bins) if bins else None
+        return _mean(b.load_kw - b.pv_kw for _, b in bins) if bins else None
 
     def _clearness(self, now_ts: float) -> float | None:
         """Measured PV over the clear-sky estimate in the last hour; None when too dark."""

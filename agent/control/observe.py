@@ -28,6 +28,15 @@ class ConnectorView:
         return self.power_kw is not None
 
     @property
+    def plugged_in(self) -> bool | None:
+        """A car is there (charging, waiting or full); None when the charger does not answer."""
+        if self.power_kw is None:
+            return None
+        if self.state is not None and self.state != STATE_AVAILABLE:
+            return True
+        return self.power_kw > PLUGGED_IN_KW
+
+    @property
     def wants_power(self) -> bool:
         """A car is plugged in and not full."""
         if self.power_kw is None:

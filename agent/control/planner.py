@@ -417,6 +417,9 @@ class Planner:
         self.max_age_s = max_age_s
         self.terminal_soc = terminal_soc
         self._lock = threading.Lock()
+        self._zone = ZoneInfo(tariff.timezone)
+        self._minute_price = _minute_prices(tariff)
+        self._dearest = max((p for p in self._minute_price if p is not None), default=0.0)
         self._attempted: int | None = None  # the step slot of the last replan started
         self._latest: tuple[BatteryPlan, datetime] | None = None
 
@@ -491,6 +494,17 @@ class Planner:
     def planned_kw(self, now: datetime) -> float | None:
         plan = self.current(now)
         return None if plan is None else plan.planned_kw(now)
+
+    def storing_pays(self, now: datetime) -> bool:
+        """Whether grid energy stored now is worth more later: the price now, grossed up by the
+        round trip's losses, is below the tariff's dearest price (the tariff repeats daily, so
+        the dearest hour is always within the next 24 h). A flat tariff: never."""
+        local = now.astimezone(self._zone)
+        price = self._minute_price[local.hour * 60 + local.minute]
+        if price is None:
+            return False
+        round_trip = self.battery.charge_efficiency * self.battery.discharge_efficiency
+        return price / round_trip < self._dearest - 1e-9
 
     def _slot(self, now: datetime) -> int:
         return math.floor(now.timestamp() / self.step_s)

@@ -25,6 +25,7 @@ class ConnectorModel:
     phases: tuple[Phase, ...]  # the phases a car on it draws from
     min_a: float | None  # AC: a car gets at least this per phase, or nothing
     max_a: float | None
+    weight: float = 1.0  # priority: shares of the power when it is short (max-min on kW/weight)
 
     def kw_from_amps(self, amps: float, voltage_v: float) -> float:
         return amps * voltage_v * len(self.phases) / 1000.0
@@ -88,6 +89,7 @@ class SiteModel:
                     phases=phases,
                     min_a=charger.min_a,
                     max_a=charger.max_a,
+                    weight=c.weight,
                 )
                 for c in charger.connectors
             )

@@ -1,0 +1,125 @@
+"""The fair strategy's battery: it shaves what the chargers can deliver, stores what the cars
+leave while storing pays, and never discharges into the export."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+from agent.config import TariffPeriod, TariffSection
+from agent.control.fair import FairStrategy
+from agent.control.planner import BatteryLimits as PlannerBattery
+from agent.control.planner import Planner
+from agent.control.site_model import (
+    ALL_PHASES,
+    BatteryLimits,
+    ChargerModel,
+    ConnectorModel,
+    SiteModel,
+)
+from agent.state import Quality, Reading, Snapshot, SnapshotValue
+
+MIDNIGHT = datetime(2026, 1, 5, tzinfo=UTC)
+TARIFF = TariffSection(
+    timezone="UTC",
+    periods=[
+        TariffPeriod(name="valley", start="00:00", end="08:00", price=0.3),
+        TariffPeriod(name="peak", start="08:00", end="24:00", price=1.05),
+    ],
+)
+
+
+def site(chargers: int = 2, limit_kw: float = 300.0) -> SiteModel:
+    models = []
+    for index in range(1, chargers + 1):
+        charger = f"c{index:02d}"
+        connectors = tuple(
+            ConnectorModel(f"{charger}-{n}", charger, n, "dc", 120.0, ALL_PHASES, None, None)
+            for n in (1, 2)
+        )
+        models.append(ChargerModel(charger, "dc", 120.0, connectors))
+    return SiteModel(
+        name="t", import_limit_kw=limit_kw, export_limit_kw=100.0, phase_limit_a=None,
+        voltage_v=230.0, safety_margin_kw=0.0, reserve_kw=0.0, grid_meter="grid-meter",
+        chargers=tuple(models), meter_max_age_s=3.0, charger_delay_s=2.0, battery="battery",
+        inverters=("pv",), battery_limits=BatteryLimits(500.0, 500.0, 0.1, 0.95),
+    )  # fmt: skip
+
+
+def strategy(model: SiteModel) -> FairStrategy:
+    battery = PlannerBattery(1000.0, 0.5, 0.1, 0.95, 500.0, 500.0)
+    return FairStrategy(model, Planner(battery, TARIFF, model.import_limit_kw, 100.0))
+
+
+def snapshot(
+    t: float, wall: datetime, base_kw: float, pv_kw: float, battery_kw: float,
+    draws: dict[str, float],
+) -> Snapshot:  # fmt: skip
+    """The site's meters for loads that balance: grid = base + cars - PV - battery discharge."""
+    values = {}
+
+    def put(device: str, quantity: str, value: float) -> None:
+        values[(device, quantity)] = SnapshotValue(
+            Reading(device, quantity, value, t, wall), 0.0, Quality.GOOD
+        )
+
+    grid = base_kw + sum(draws.values()) - pv_kw - battery_kw
+    put("grid-meter", "power", grid * 1000)
+    for device, kw in draws.items():
+        put(device, "power", kw * 1000)
+        put(device, "charging_state", 2.0 if kw > 0 else 1.0)  # plugged in
+    put("battery", "soc", 50.0)
+    put("battery", "power", -battery_kw * 1000)  # the agent's quantity: + = charging
+    put("pv", "power", pv_kw * 1000)
+    return Snapshot(t, MappingProxyType(values), MappingProxyType({}))
+
+
+def run(
+    s: FairStrategy, wall: datetime, base_kw: float, pv_kw: float, takes: dict[str, float],
+    seconds: int = 30,
+) -> list[float]:  # fmt: skip
+    """Cars that take at most `takes` follow their limits after 2 s; returns battery commands."""
+    sent: dict[str, list[float]] = {d: [] for d in takes}
+    battery_kw = 0.0
+    commands = []
+    for t in range(seconds):
+        draws = {d: min(takes[d], sent[d][-3] if len(sent[d]) >= 3 else 0.0) for d in takes}
+        plan = s.step(snapshot(float(t), wall + timedelta(seconds=t), base_kw, pv_kw,
+                               battery_kw, draws), float(t))  # fmt: skip
+        for d in takes:
+            sent[d].append(plan.connectors[d].value)
+        battery_kw = plan.battery_kw or 0.0
+        commands.append(battery_kw)
+    return commands
+
+
+def test_two_cars_on_one_charger_are_shaved_for_the_charger_not_for_two() -> None:
+    # Peak hours; 300 kW limit, 250 kW base load: 50 kW of grid room. Two cars on one 120 kW
+    # charger can draw 120 kW together: the battery covers 70, not the 190 two cars "want".
+    s = strategy(site(chargers=1))
+    commands = run(s, MIDNIGHT + timedelta(hours=12), 250.0, 0.0, {"c01-1": 120, "c01-2": 120})
+    assert 65.0 <= commands[-1] <= 75.0
+
+
+def test_valley_room_the_cars_leave_is_stored() -> None:
+    # Valley: 300 kW limit, 50 kW base, one car that takes 40 kW: 210 kW go into the battery.
+    s = strategy(site())
+    commands = run(s, MIDNIGHT + timedelta(hours=2), 50.0, 0.0, {"c01-1": 40.0})
+    assert commands[-1] == -(300.0 - 50.0 - 41.0)  # the car's estimate: its draw + 1 kW
+
+
+def test_a_planned_discharge_never_exceeds_what_the_site_draws() -> None:
+    # Peak hours, PV 150 kW covers the 50 kW base and most of a car taking 60 kW. Whatever the
+    # planner wants, discharging more than the 10 kW the site still needs would be exported.
+    s = strategy(site())
+    assert s.planner is not None
+    wall = MIDNIGHT + timedelta(hours=18)
+    for minute in range(24 * 60):  # yesterday the site drew 200 kW all day
+        s.planner.record(wall - timedelta(days=1, minutes=minute), 200.0, 0.0)
+    s.planner.replan(wall, 0.9)  # full battery, dear evening: the plan discharges
+    planned = s.planner.planned_kw(wall)
+    assert planned is not None
+    assert planned > 100.0
+    commands = run(s, wall, 50.0, 100.0, {"c01-1": 60.0})
+    assert max(commands[10:]) > 5.0  # it does discharge, for the site's own need ...
+    assert all(kw <= 10.0 + 1e-6 for kw in commands[10:])  # ... and no more
