@@ -109,10 +109,14 @@ class FairStrategy:
         paused = self._paused(demands, budget, now_s)
         allocation = allocate(demands, self._chargers, budget, paused)
         limits, exposed_kw = self._guarded(allocation.limits, allocation.kw, budget_kw, now_s)
-        if battery_kw > 0:
+        if battery_kw > 0 and self.site.phase_limit_a is None:
             # Discharge for what the cars may draw under the limits they hold, not for what
-            # they were estimated to want: the rest would only push the import down.
+            # they were estimated to want: the rest would only push the import down. (With a
+            # phase limit the phases' room counted on all of it: it stays.)
             battery_kw = min(battery_kw, max(exposed_kw - grid_room, self._cost_discharge_kw))
+        elif self._storing_pays(obs):
+            room_kw = min(budget_kw - exposed_kw, self._phase_left_kw(phase_room, allocation.kw))
+            battery_kw -= max(min(room_kw, self._battery_window(obs)[1] + battery_kw), 0.0)
         pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), non_controllable)
         return Plan(
             MappingProxyType(limits),
@@ -132,7 +136,9 @@ class FairStrategy:
             self._sent(device, self._kw(device, limit), now)
         return Plan(
             MappingProxyType(limits),
-            battery_kw=0.0 if self.battery is not None else None,
+            # The discharge the cars' limits counted on stays until the chargers have followed
+            # the cuts (an import spike otherwise), then the battery idles: nothing to shave.
+            battery_kw=self._battery_command(0.0, now) if self.battery is not None else None,
             budget_kw=self.failsafe.safe_kw,
         )
 
@@ -172,20 +178,15 @@ class FairStrategy:
         """+ discharge, - charge: the cars first, then storing what they leave, then the plan.
 
         Energy first: the battery covers what the cars want beyond the grid's room (peak
-        shaving), and stores the PV surplus and, while storing pays (`Planner.storing_pays`:
-        not in the dearest hours), the grid room the cars leave, so that the next shortfall
-        finds it full. Then cost: the planner's path (charge in cheap hours, discharge in dear
-        ones), a discharge never beyond what the site draws now (the cars' wants are an
-        estimate; power they do not take would be exported). An unknown SoC: no battery.
+        shaving) and stores the PV surplus (`step` then stores the grid room the cars' shares
+        leave, while storing pays, so that the next shortfall finds it full). Then cost: the
+        planner's path (charge in cheap hours, discharge in dear ones), a discharge never
+        beyond what the site draws now (the cars' wants are an estimate; power they do not
+        take would be exported). An unknown SoC: no battery.
         """
-        limits = self.battery
-        if limits is None or obs.battery_soc is None:
+        if self.battery is None or obs.battery_soc is None:
             return 0.0
-        soc = obs.battery_soc
-        # Taper at both ends: a battery that stops dead at a bound would leave the cars' share
-        # uncovered (or the PV unabsorbed) for the chargers' whole response delay.
-        max_out = limits.max_discharge_kw * min(max((soc - limits.soc_min) / SOC_TAPER, 0.0), 1.0)
-        max_in = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
+        max_out, max_in = self._battery_window(obs)
         planned = self._planned_kw(obs)
         shave = wanted - grid_room
         self._cost_discharge_kw = 0.0 if self._storing_pays(obs) else max(planned, 0.0)
@@ -193,12 +194,38 @@ class FairStrategy:
             return min(max(shave, planned), max_out)
         surplus = -non_controllable - wanted  # PV the site and the cars do not use
         room = grid_room - wanted  # import the cars leave
-        stored_room = room if self._storing_pays(obs) else 0.0
-        charge = max(surplus, -planned, stored_room)
+        charge = max(surplus, -planned)
         if charge > 0:
             return -min(charge, room, max_in)
         site_draw = non_controllable + obs.ev_kw()
         return min(planned, max_out, max(site_draw, 0.0))
+
+    def _battery_window(self, obs: Observation) -> tuple[float, float]:
+        """(most discharge, most charge) in kW now; (0, 0) without a battery or its SoC.
+
+        Tapered at both ends: a battery that stops dead at a bound would leave the cars' share
+        uncovered (or the PV unabsorbed) for the chargers' whole response delay.
+        """
+        limits = self.battery
+        soc = obs.battery_soc
+        if limits is None or soc is None:
+            return 0.0, 0.0
+        out = limits.max_discharge_kw * min(max((soc - limits.soc_min) / SOC_TAPER, 0.0), 1.0)
+        into = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
+        return out, into
+
+    def _phase_left_kw(self, phase_room: Mapping[Phase, float], kw: Mapping[str, float]) -> float:
+        """The balanced three-phase power the phases still carry after the cars' shares."""
+        if self.site.phase_limit_a is None:
+            return math.inf
+        volts = self.site.voltage_v
+        left = dict(phase_room)
+        for device, power in kw.items():
+            connector = self._by_device[device]
+            amps = power * 1000 / (volts * len(connector.phases))
+            for phase in connector.phases:
+                left[phase] -= amps
+        return max(3 * volts * min(left.values()) / 1000, 0.0)
 
     def _storing_pays(self, obs: Observation) -> bool:
         planner = self.planner
