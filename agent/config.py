@@ -183,11 +183,22 @@ class BatterySection(_Section):
     )
     charge_efficiency: float = Field(default=0.95, gt=0, le=1)
     discharge_efficiency: float = Field(default=0.95, gt=0, le=1)
+    # Cell temperatures (from the BMS, where the profile reads them) outside which the
+    # controller neither charges nor discharges: the LFP datasheet figures unless told.
+    charge_min_temp_c: float = Field(default=0.0, ge=-40, le=80)
+    charge_max_temp_c: float = Field(default=50.0, ge=-40, le=80)
+    discharge_min_temp_c: float = Field(default=-10.0, ge=-40, le=80)
+    discharge_max_temp_c: float = Field(default=50.0, ge=-40, le=80)
 
     @model_validator(mode="after")
     def _window(self) -> BatterySection:
         if self.soc_min >= self.soc_max:
             raise ValueError(f"soc_min {self.soc_min} must be below soc_max {self.soc_max}")
+        for kind in ("charge", "discharge"):
+            low = getattr(self, f"{kind}_min_temp_c")
+            high = getattr(self, f"{kind}_max_temp_c")
+            if low >= high:
+                raise ValueError(f"{kind}_min_temp_c {low} must be below {kind}_max_temp_c {high}")
         return self
 
 

@@ -3,6 +3,8 @@ leave while storing pays, and never discharges into the export."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -53,7 +55,7 @@ def strategy(model: SiteModel) -> FairStrategy:
 
 def snapshot(
     t: float, wall: datetime, base_kw: float, pv_kw: float, battery_kw: float,
-    draws: dict[str, float],
+    draws: dict[str, float], bms: Mapping[str, float | None] | None = None,
 ) -> Snapshot:  # fmt: skip
     """The site's meters for loads that balance: grid = base + cars - PV - battery discharge."""
     values = {}
@@ -71,12 +73,16 @@ def snapshot(
     put("battery", "soc", 50.0)
     put("battery", "power", -battery_kw * 1000)  # the agent's quantity: + = charging
     put("pv", "power", pv_kw * 1000)
+    for quantity, value in (bms or {}).items():  # None: the BMS stopped answering
+        reading = Reading("battery", quantity, value or 0.0, t, wall)
+        quality = Quality.GOOD if value is not None else Quality.STALE
+        values[("battery", quantity)] = SnapshotValue(reading, 0.0, quality)
     return Snapshot(t, MappingProxyType(values), MappingProxyType({}))
 
 
 def run(
     s: FairStrategy, wall: datetime, base_kw: float, pv_kw: float, takes: dict[str, float],
-    seconds: int = 30,
+    seconds: int = 30, bms: Mapping[str, float | None] | None = None,
 ) -> list[float]:  # fmt: skip
     """Cars that take at most `takes` follow their limits after 2 s; returns battery commands."""
     sent: dict[str, list[float]] = {d: [] for d in takes}
@@ -85,7 +91,7 @@ def run(
     for t in range(seconds):
         draws = {d: min(takes[d], sent[d][-3] if len(sent[d]) >= 3 else 0.0) for d in takes}
         plan = s.step(snapshot(float(t), wall + timedelta(seconds=t), base_kw, pv_kw,
-                               battery_kw, draws), float(t))  # fmt: skip
+                               battery_kw, draws, bms), float(t))  # fmt: skip
         for d in takes:
             sent[d].append(plan.connectors[d].value)
         battery_kw = plan.battery_kw or 0.0
@@ -123,3 +129,35 @@ def test_a_planned_discharge_never_exceeds_what_the_site_draws() -> None:
     commands = run(s, wall, 50.0, 100.0, {"c01-1": 60.0})
     assert max(commands[10:]) > 5.0  # it does discharge, for the site's own need ...
     assert all(kw <= 10.0 + 1e-6 for kw in commands[10:])  # ... and no more
+
+
+BMS: dict[str, float | None] = {
+    "battery_voltage": 800.0, "charge_current_limit": 100.0, "discharge_current_limit": 100.0,
+    "cell_temperature_min": 20.0, "cell_temperature_max": 24.0,
+}  # fmt: skip
+
+
+def test_shaving_stays_within_what_the_bms_allows() -> None:
+    # The same 70 kW shortfall as above, but the BMS allows 100 A at 800 V: 80 kW DC, 76 AC
+    # after a 0.95 conversion. Below that it shaves as before; a 40 A limit caps it at 30.4.
+    model = site(chargers=1)
+    assert model.battery_limits is not None
+    limits = model.battery_limits
+    model = replace(model, battery_limits=replace(limits, discharge_efficiency=0.95))
+    wall = MIDNIGHT + timedelta(hours=12)
+    takes = {"c01-1": 120.0, "c01-2": 120.0}
+    assert 65.0 <= run(strategy(model), wall, 250.0, 0.0, takes, bms=BMS)[-1] <= 75.0
+    weak = {**BMS, "discharge_current_limit": 40.0}
+    assert run(strategy(model), wall, 250.0, 0.0, takes, bms=weak)[-1] == 40 * 800 / 1000 * 0.95
+
+
+def test_a_dead_or_cold_bms_takes_the_battery_out() -> None:
+    wall = MIDNIGHT + timedelta(hours=12)
+    takes = {"c01-1": 120.0, "c01-2": 120.0}
+    dead = {**BMS, "discharge_current_limit": None}
+    assert run(strategy(site(chargers=1)), wall, 250.0, 0.0, takes, bms=dead)[-1] == 0.0
+    # 200 kW of PV surplus at noon: a cold battery may not store it (the PV is exported or
+    # curtailed instead); a warm one stores it.
+    cold = {**BMS, "cell_temperature_min": -3.0}
+    assert run(strategy(site()), wall, 50.0, 250.0, {}, bms=cold)[-1] == 0.0
+    assert run(strategy(site()), wall, 50.0, 250.0, {}, bms=BMS)[-1] == -80.0

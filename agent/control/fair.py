@@ -203,8 +203,10 @@ class FairStrategy:
     def _battery_window(self, obs: Observation) -> tuple[float, float]:
         """(most discharge, most charge) in kW now; (0, 0) without a battery or its SoC.
 
-        Tapered at both ends: a battery that stops dead at a bound would leave the cars' share
-        uncovered (or the PV unabsorbed) for the chargers' whole response delay.
+        The least of the rating, the SoC window and what the BMS allows now (its current limits,
+        its temperature window; nothing from a BMS that stopped answering). Tapered at both SoC
+        ends: a battery that stops dead at a bound would leave the cars' share uncovered (or
+        the PV unabsorbed) for the chargers' whole response delay.
         """
         limits = self.battery
         soc = obs.battery_soc
@@ -212,7 +214,7 @@ class FairStrategy:
             return 0.0, 0.0
         out = limits.max_discharge_kw * min(max((soc - limits.soc_min) / SOC_TAPER, 0.0), 1.0)
         into = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
-        return out, into
+        return min(out, obs.bms.discharge_kw), min(into, obs.bms.charge_kw)
 
     def _phase_left_kw(self, phase_room: Mapping[Phase, float], kw: Mapping[str, float]) -> float:
         """The balanced three-phase power the phases still carry after the cars' shares."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from agent.control.bms import NO_BMS_LIMITS, BmsLimits, bms_limits
 from agent.control.site_model import ALL_PHASES, Phase, SiteModel
 from agent.state import Quality, Snapshot
 
@@ -56,6 +57,7 @@ class Observation:
     battery_soc: float | None  # 0..1
     pv_kw: float | None
     at: datetime | None = None  # the grid reading's wall-clock time, for the planner
+    bms: BmsLimits = NO_BMS_LIMITS  # what the battery's BMS allows now
 
     def ev_kw(self) -> float:
         """What the answering connectors draw now."""
@@ -72,7 +74,11 @@ def observe(snapshot: Snapshot, site: SiteModel) -> Observation:
             None if power is None else power / 1000, None if state is None else int(state)
         )
     battery_kw = battery_soc = None
+    bms = NO_BMS_LIMITS
     if site.battery is not None:
+        if (limits := site.battery_limits) is not None:
+            efficiency = limits.discharge_efficiency
+            bms = bms_limits(snapshot, site.battery, limits.temperatures, efficiency)
         power = snapshot.value(site.battery, "power")
         battery_kw = None if power is None else -power / 1000  # agent quantity: + = charging
         soc = snapshot.value(site.battery, "soc")
@@ -81,7 +87,9 @@ def observe(snapshot: Snapshot, site: SiteModel) -> Observation:
     pv_kw = sum(p for p in pv if p is not None) / 1000 if any(p is not None for p in pv) else None
     entry = snapshot.values.get((site.grid_meter, "power")) if site.grid_meter else None
     at = None if entry is None else entry.reading.timestamp
-    return Observation(grid_kw, grid_age, phases, connectors, battery_kw, battery_soc, pv_kw, at)
+    return Observation(
+        grid_kw, grid_age, phases, connectors, battery_kw, battery_soc, pv_kw, at, bms
+    )
 
 
 def _grid(

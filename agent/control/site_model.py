@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agent.config import AgentConfig
+from agent.control.bms import LFP_TEMPERATURES, TemperatureWindow
 
 Phase = Literal["L1", "L2", "L3"]
 ALL_PHASES: tuple[Phase, ...] = ("L1", "L2", "L3")
@@ -41,12 +42,14 @@ class ChargerModel:
 
 @dataclass(frozen=True, slots=True)
 class BatteryLimits:
-    """The battery inverter's rating and the SoC window the agent keeps it in."""
+    """The battery inverter's rating, the SoC and temperature windows the agent keeps it in."""
 
     max_charge_kw: float
     max_discharge_kw: float
     soc_min: float  # 0..1
     soc_max: float
+    temperatures: TemperatureWindow = LFP_TEMPERATURES
+    discharge_efficiency: float = 1.0  # the BMS's DC limits, as AC power
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,5 +121,12 @@ class SiteModel:
                 config.battery.max_discharge_kw,
                 config.battery.soc_min,
                 config.battery.soc_max,
+                TemperatureWindow(
+                    config.battery.charge_min_temp_c,
+                    config.battery.charge_max_temp_c,
+                    config.battery.discharge_min_temp_c,
+                    config.battery.discharge_max_temp_c,
+                ),
+                config.battery.discharge_efficiency,
             ),
         )
