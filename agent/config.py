@@ -50,6 +50,16 @@ class SiteSection(_Section):
     grid_meter: Identifier | None = Field(
         default=None, description="id of the meter device at the grid connection point"
     )
+    limit_signal: Identifier | None = Field(
+        default=None,
+        description="id of a signal device whose import_limit (a utility's or a park "
+        "controller's curtailment) is in force below grid_import_limit_kw",
+    )
+    limit_signal_hold_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="how long the last signalled limit stays in force once the signal is unknown",
+    )
 
 
 class Parity(StrEnum):
@@ -117,6 +127,7 @@ class DeviceKind(StrEnum):
     INVERTER = "inverter"
     BATTERY = "battery"
     CHARGER = "charger"
+    SIGNAL = "signal"  # a utility's control box or a park controller that signals limits
 
 
 class Device(_Section):

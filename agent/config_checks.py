@@ -26,6 +26,7 @@ def check_site(config: AgentConfig) -> list[ConfigProblem]:
         *_device_references(config),
         *_unit_ids(config),
         *_grid_meter(config),
+        *_limit_signal(config),
         *_tariff(config),
         *check_chargers(config),
     ]
@@ -183,6 +184,18 @@ def _grid_meter(config: AgentConfig) -> list[ConfigProblem]:
         return [ConfigProblem("site.grid_meter", name, "no device with this id")]
     if device.kind is not DeviceKind.METER:
         return [ConfigProblem("site.grid_meter", name, f"is a {device.kind.value}, not a meter")]
+    return []
+
+
+def _limit_signal(config: AgentConfig) -> list[ConfigProblem]:
+    name = config.site.limit_signal
+    if name is None:
+        return []
+    device = next((d for d in config.devices if d.id == name), None)
+    if device is None:
+        return [ConfigProblem("site.limit_signal", name, "no device with this id")]
+    if device.kind is not DeviceKind.SIGNAL:
+        return [ConfigProblem("site.limit_signal", name, f"is a {device.kind.value}, not a signal")]
     return []
 
 

@@ -79,6 +79,8 @@ _ALL: list[Quantity] = [
     Quantity("max_power", "W", "the charger's own maximum power"),
     Quantity("phases", "", "phases in use (1 or 3)"),
     Quantity("session_energy", "Wh", "energy delivered in the running session"),
+    # Signals from outside the site (a utility's control box, a park controller)
+    Quantity("import_limit", "W", "the grid import limit signalled now"),
 ]
 
 QUANTITIES: dict[str, Quantity] = {q.name: q for q in _ALL}

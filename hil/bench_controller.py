@@ -66,7 +66,7 @@ def timed_strategies(timings: Timings) -> Iterator[None]:
     """Swap fast mode's `make_strategy` for the run with one that times each strategy's step.
 
     The strategy is the real object, with its `step` shadowed on that one instance, so whatever
-    fast mode reads or sets on it (failsafe, planner, set_temporary_limit) is untouched. A new
+    fast mode reads on it (failsafe, planner) is untouched. A new
     `planner.latest` seen after a step is a replan: its `solve_s` is collected.
     """
 

@@ -28,8 +28,8 @@ from hil.physics import SitePhysics, StepResult
 from hil.plot import start_of_day_s
 from hil.progress import Progress
 from hil.results import RunRecorder
-from hil.scenario import GridLimitEvent, Scenario
-from hil.site_config import connector_device, inverter_count
+from hil.scenario import Scenario
+from hil.site_config import LIMIT_SIGNAL, connector_device, has_limit_signal, inverter_count
 
 STEP_S = 1.0  # one physics step and one timeseries row per simulated second
 RENEW_S = 60.0
@@ -57,6 +57,7 @@ class PhysicsSnapshots:
         self._epoch = scenario.start.astimezone(UTC)
         self._inverters = [f"pv-{n:02d}" for n in range(1, inverter_count(scenario) + 1)]
         self._unchanged: dict[tuple[str, str], SnapshotValue] = {}
+        self._signal = has_limit_signal(scenario)
 
     def take(self, t_s: float, row: StepResult | None) -> Snapshot:
         wall = self._epoch + timedelta(seconds=t_s)
@@ -92,6 +93,8 @@ class PhysicsSnapshots:
             share_w = row.pv_used_kw * 1000 / len(self._inverters)
             for inverter in self._inverters:
                 put(inverter, "power", share_w)
+        if self._signal:
+            put(LIMIT_SIGNAL, "import_limit", self._scenario.grid_limit_at(t_s) * 1000)
         health: dict[str, DeviceHealth] = {}
         return Snapshot(t_s, MappingProxyType(values), MappingProxyType(health))
 
@@ -165,17 +168,8 @@ def run_fast(
     # The physics moves in 1 s steps (one timeseries row each); the controller runs every
     # control.cycle_s, rounded to whole seconds.
     every = max(round(config.control.cycle_s / STEP_S), 1)
-    limit_events: dict[int, list[GridLimitEvent]] = {}
-    for event in scenario.events:
-        if isinstance(event, GridLimitEvent):
-            limit_events.setdefault(int(event.t_s / STEP_S), []).append(event)
     for step in range(int(scenario.duration_s / STEP_S)):
         t_s = step * STEP_S
-        for event in limit_events.get(step, ()):
-            # A utility curtailment reaches the controller as a temporary limit.
-            set_limit = getattr(strategy, "set_temporary_limit", None)
-            if set_limit is not None:
-                set_limit(event.kw, float(scenario.duration_s))
         if step % every == 0:
             plan = strategy.step(snapshots.take(t_s, row), t_s)
             replan_if_due(strategy, physics)

@@ -16,6 +16,9 @@ Connector map (holding registers, 32-bit values high word first):
     108 u16 power limit in force, 100 W | 109 u16 current limit in force, 0.1 A
     200 u16 power-limit setpoint, 100 W (DC) | 201 u16 setpoint watchdog, s
     202 u16 current-limit setpoint, 0.1 A (AC)
+
+The first gateway also answers for the utility's control box (when the scenario curtails):
+unit 247, holding registers 300-301, the import limit in force as a u32 in W.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hil.devices.serving import ModbusServing
 from hil.devices.sunspec import SimulatedSunSpecBattery
 from hil.physics import SitePhysics, StepResult
 from hil.scenario import ChargerSpec
+from hil.site_config import LIMIT_SIGNAL_REGISTER, LIMIT_SIGNAL_UNIT
 
 STATE, POWER, ENERGY, SESSION, MAX_POWER, LIMIT_KW, LIMIT_A = 100, 101, 103, 105, 107, 108, 109
 POWER_SETPOINT, WATCHDOG, CURRENT_SETPOINT = 200, 201, 202
@@ -100,9 +104,11 @@ class PhysicsConnectors(ModbusServing):
         self,
         physics: SitePhysics,
         slots: list[tuple[ChargerSpec, int, int]],  # charger, connector id, unit id
+        limit_signal: bool = False,  # also the utility's control box (unit 247)
     ) -> None:
         self._physics = physics
         self._slots = slots
+        self._limit_signal = limit_signal
         self.faults: dict[str, FaultSwitch] = {}  # per charger: offline = SILENT
         for charger, _, _ in slots:
             self.faults.setdefault(charger.id, FaultSwitch())
@@ -110,7 +116,36 @@ class PhysicsConnectors(ModbusServing):
         self._last_written: dict[tuple[str, int, int], int] = {}  # what a read-back shows
 
     def sim_devices(self) -> list[SimDevice]:
-        return [self._device(charger, connector, unit) for charger, connector, unit in self._slots]
+        slots = self._slots
+        devices = [self._device(charger, connector, unit) for charger, connector, unit in slots]
+        if self._limit_signal:
+            devices.append(self._signal_device())
+        return devices
+
+    def _signal_device(self) -> SimDevice:
+        holding = [SimData(LIMIT_SIGNAL_REGISTER, count=2, values=0, datatype=DataType.REGISTERS)]
+        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+        no_inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
+
+        async def on_access(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            if function_code != 3:
+                return ExcCodes.ILLEGAL_FUNCTION
+            watts = round(self._physics.grid_limit_kw() * 1000) & 0xFFFFFFFF
+            words = {LIMIT_SIGNAL_REGISTER: watts >> 16, LIMIT_SIGNAL_REGISTER + 1: watts & 0xFFFF}
+            for offset in range(len(registers)):
+                registers[offset] = words.get(start_address + offset, 0)
+            return None
+
+        return SimDevice(
+            LIMIT_SIGNAL_UNIT, simdata=(no_bits, no_bits, holding, no_inputs), action=on_access
+        )
 
     def _device(self, charger: ChargerSpec, connector: int, unit: int) -> SimDevice:
         holding = [SimData(STATE, count=110, values=0, datatype=DataType.REGISTERS)]

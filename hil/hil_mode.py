@@ -41,6 +41,7 @@ from hil.site_config import (
     METER_BAUD,
     Endpoints,
     connector_slots,
+    has_limit_signal,
     inverter_count,
     site_toml,
 )
@@ -124,7 +125,7 @@ async def serve_site(
     slots = connector_slots(scenario)
     for gateway in range(math.ceil(len(slots) / CONNECTORS_PER_GATEWAY)):
         mine = [(c, k, unit) for c, k, g, unit in slots if g == gateway]
-        faces = PhysicsConnectors(physics, mine)
+        faces = PhysicsConnectors(physics, mine, gateway == 0 and has_limit_signal(scenario))
         ports.append(await faces.start())
         site.gateways.append(faces)
         site.servers.append(faces)

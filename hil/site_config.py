@@ -8,7 +8,10 @@ writes it to disk and starts the real daemon with it. The layout is the HIL one:
 - the battery is one SunSpec battery inverter on its own TCP port;
 - every charger connector is a `generic-charger` device (one unit id per connector), 32
   connectors per TCP gateway, with the register map of `hil.site.facades` (the same map as
-  the simulated DC charger of `hil.devices.dc_charger`, plus a current setpoint for AC).
+  the simulated DC charger of `hil.devices.dc_charger`, plus a current setpoint for AC);
+- when the scenario's utility curtails (`grid_limit` events), its control box is a
+  `generic-limit-signal` device at unit id 247 of the first charger gateway, showing the limit
+  in force as a u32 in W at holding register 300.
 
 `Endpoints` says where each bus is; fast mode passes placeholders that are never opened.
 """
@@ -19,11 +22,14 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from hil.scenario import ChargerSpec, Scenario
+from hil.scenario import ChargerSpec, GridLimitEvent, Scenario
 
 INVERTER_KW = 100.0
 CONNECTORS_PER_GATEWAY = 32
 METER_BAUD = 19200
+LIMIT_SIGNAL = "utility"  # the utility's control box, when the scenario curtails
+LIMIT_SIGNAL_UNIT = 247
+LIMIT_SIGNAL_REGISTER = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,10 @@ def inverter_count(scenario: Scenario) -> int:
     if scenario.pv is None or scenario.pv.peak_kw <= 0:
         return 0
     return max(1, math.ceil(scenario.pv.peak_kw / INVERTER_KW))
+
+
+def has_limit_signal(scenario: Scenario) -> bool:
+    return any(isinstance(e, GridLimitEvent) for e in scenario.events)
 
 
 def gateway_count(scenario: Scenario) -> int:
@@ -88,6 +98,7 @@ def site_toml(
         _inverters(scenario, cycle_s),
         _battery(scenario, cycle_s),
         _chargers(scenario, cycle_s),
+        _limit_signal(scenario, cycle_s),
         _control(scenario, strategy, cycle_s),
         _battery_limits(scenario),
         _tariff(scenario),
@@ -108,6 +119,7 @@ def _site(scenario: Scenario) -> str:
         f"grid_export_limit_kw = {site.export_limit_kw}\n"
         f"{phase}nominal_voltage_v = {site.voltage_v}\n"
         'grid_meter = "grid-meter"\n'
+        + (f'limit_signal = "{LIMIT_SIGNAL}"\n' if has_limit_signal(scenario) else "")
     )
 
 
@@ -168,6 +180,16 @@ def _chargers(scenario: Scenario, cycle_s: float) -> str:
     for charger in scenario.chargers:
         text += _charger_section(charger)
     return text
+
+
+def _limit_signal(scenario: Scenario, cycle_s: float) -> str:
+    if not has_limit_signal(scenario):
+        return ""
+    device = _device(
+        LIMIT_SIGNAL, "signal", "generic-limit-signal", "chargers-1", LIMIT_SIGNAL_UNIT, cycle_s
+    )
+    registers = f'import_limit = {{ address = {LIMIT_SIGNAL_REGISTER}, type = "u32" }}\n'
+    return device + "[devices.registers]\n" + registers
 
 
 def _registers(charger: ChargerSpec, max_kw: float) -> str:

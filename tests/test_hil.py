@@ -2,7 +2,8 @@
 
 One run of the AC car park from 09:00 with a meter outage in it: the SDM630 on its RS-485 pty
 stops answering for the outage (the agent sees the grid meter down), answers again after, and
-what the agent reads from it is the physics' grid power.
+what the agent reads from it is the physics' grid power. A utility cut in the same run reaches
+the daemon through the simulated control box, and the controller's limit in force follows it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 
 from hil.hil_mode import HilSite, run_hil, start_offset_s
 from hil.physics import StepResult
-from hil.scenario import MeterOutageEvent
+from hil.scenario import GridLimitEvent, MeterOutageEvent
 from hil.scenario_loader import load_scenario
 from tests.test_meter_slice import scrape
 
 OUTAGE_AT_S = 8  # seconds into the run
 OUTAGE_S = 6
+CUT_AT_S = 3
+CUT_KW = 30.0
 
 
 def free_port() -> int:
@@ -38,7 +41,8 @@ async def test_hil_run_meter_reads_physics_and_outage_silences_it(tmp_path: Path
     scenario = load_scenario("ac-car-park")
     first_s = start_offset_s(scenario, "09:00")
     outage = MeterOutageEvent(t_s=first_s + OUTAGE_AT_S, duration_s=OUTAGE_S)
-    scenario = dataclasses.replace(scenario, events=(outage,))
+    cut = GridLimitEvent(t_s=first_s + CUT_AT_S, kw=CUT_KW)
+    scenario = dataclasses.replace(scenario, events=(cut, outage))
     metrics_port = free_port()
     grid_w: list[float] = []
     meter_state: list[tuple[float, int, int]] = []  # (t_s, answered reads, requests seen)
@@ -89,3 +93,8 @@ async def test_hil_run_meter_reads_physics_and_outage_silences_it(tmp_path: Path
     shown = samples[("edge_agent_grid_power_watts", site_labels)]
     recent = {f32(w) for w in grid_w[max(seconds - 4, 0) : seconds + 1]}
     assert any(abs(shown - w) <= 0.5 for w in recent), (shown, sorted(recent))
+    # The utility's cut reached the controller through its control box.
+    limit = ("edge_agent_import_limit_in_force_watts", site_labels)
+    limits = [samples[limit] for _, samples in scrapes if limit in samples]
+    assert limits
+    assert limits[-1] == CUT_KW * 1000

@@ -90,6 +90,11 @@ class FairStrategy:
 
     def step(self, snapshot: Snapshot, now_s: float) -> Plan:
         obs = observe(snapshot, self.site)
+        if obs.signalled_limit_kw is not None:
+            # A signalled limit holds a while after its signal falls silent; it never lifts
+            # the site's own limit (a misread register must not open the fuse).
+            kw = min(max(obs.signalled_limit_kw, 0.0), self.site.import_limit_kw)
+            self.set_temporary_limit(kw, now_s + self.site.limit_signal_hold_s)
         if obs.grid_kw is None:
             self.failsafe.cap(now_s, grid_known=False, wanted_kw=0.0)
             return self._failsafe_plan(now_s)
@@ -123,6 +128,7 @@ class FairStrategy:
             battery_kw=self._battery_command(battery_kw, now_s) if self.battery else None,
             pv_limit_kw=pv_limit,
             budget_kw=budget_kw,
+            import_limit_kw=limit,
         )
 
     # --- pieces --------------------------------------------------------------------------
@@ -140,6 +146,7 @@ class FairStrategy:
             # the cuts (an import spike otherwise), then the battery idles: nothing to shave.
             battery_kw=self._battery_command(0.0, now) if self.battery is not None else None,
             budget_kw=self.failsafe.safe_kw,
+            import_limit_kw=self.import_limit_kw(now),
         )
 
     def _demands(self, obs: Observation, now: float) -> list[Demand]:

@@ -58,6 +58,7 @@ class Observation:
     pv_kw: float | None
     at: datetime | None = None  # the grid reading's wall-clock time, for the planner
     bms: BmsLimits = NO_BMS_LIMITS  # what the battery's BMS allows now
+    signalled_limit_kw: float | None = None  # the limit signal's import limit, if known
 
     def ev_kw(self) -> float:
         """What the answering connectors draw now."""
@@ -87,8 +88,12 @@ def observe(snapshot: Snapshot, site: SiteModel) -> Observation:
     pv_kw = sum(p for p in pv if p is not None) / 1000 if any(p is not None for p in pv) else None
     entry = snapshot.values.get((site.grid_meter, "power")) if site.grid_meter else None
     at = None if entry is None else entry.reading.timestamp
+    signalled = None
+    if site.limit_signal is not None:
+        watts = snapshot.value(site.limit_signal, "import_limit")
+        signalled = None if watts is None else watts / 1000
     return Observation(
-        grid_kw, grid_age, phases, connectors, battery_kw, battery_soc, pv_kw, at, bms
+        grid_kw, grid_age, phases, connectors, battery_kw, battery_soc, pv_kw, at, bms, signalled
     )
 
 

@@ -38,4 +38,5 @@ class Plan:
     battery_kw: float | None = None  # + = discharge (lowers import); None: no command
     pv_limit_kw: float | None = None  # curtail PV to this; None: no limit
     budget_kw: float = 0.0  # what the strategy allowed for charging this cycle
+    import_limit_kw: float | None = None  # the limit in force (site's or signalled), if known
     notes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

@@ -70,6 +70,8 @@ class SiteModel:
     battery: str | None = None  # the battery inverter device, if any
     inverters: tuple[str, ...] = ()
     battery_limits: BatteryLimits | None = None
+    limit_signal: str | None = None  # a device whose import_limit (W) is in force
+    limit_signal_hold_s: float = 900.0  # the last signalled limit holds this long when unknown
 
     @property
     def connectors(self) -> tuple[ConnectorModel, ...]:
@@ -114,6 +116,8 @@ class SiteModel:
             charger_delay_s=config.control.charger_delay_s,
             battery=next((d.id for d in config.devices if d.kind.value == "battery"), None),
             inverters=tuple(d.id for d in config.devices if d.kind.value == "inverter"),
+            limit_signal=site.limit_signal,
+            limit_signal_hold_s=site.limit_signal_hold_s,
             battery_limits=None
             if config.battery is None
             else BatteryLimits(
