@@ -47,13 +47,13 @@ def control_metrics(site: str, loop: CycleLoop, controller: Controller | None) -
     budget.add_metric([site, controller.strategy.name], plan.budget_kw * 1000)
     yield budget
     if plan.import_limit_kw is not None:
-        limit = GaugeMetricFamily(
+        in_force = GaugeMetricFamily(
             "edge_agent_import_limit_in_force_watts",
             "The grid import limit in force: the site's, or a signalled curtailment",
             labels=["site"],
         )
-        limit.add_metric([site], plan.import_limit_kw * 1000)
-        yield limit
+        in_force.add_metric([site], plan.import_limit_kw * 1000)
+        yield in_force
     watts = GaugeMetricFamily(
         "edge_agent_connector_limit_watts", "The limit set for a DC connector, and why",
         labels=["site", "device", "reason"],
