@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 SETTLE_S = 8.0  # a limit must have been in force this long before the car is judged by it
 HEADROOM_KW = 1.0  # offered above a car's draw, so it can rise without waiting
 HEADROOM_SHARE = 0.1  # ... but never more than this share of the connector's maximum (AC)
-UNUSED_SHARE = 0.03  # and it must leave this share of the limit unused, above the noise
+UNUSED_SHARE = 0.015  # and it must leave this share of the limit unused, above the noise
 PROBE_S = 300.0
 
 
@@ -65,7 +65,10 @@ class Acceptance:
         headroom = headroom_kw(max_kw)
         settled = car.settled_limit_kw(now)
         if draw_kw is not None and settled is not None and settled > 0:
-            if draw_kw < settled - max(headroom, UNUSED_SHARE * settled):
+            # A car already estimated is followed down as soon as it leaves its headroom
+            # unused; one at an offered limit must leave more than the noise first.
+            tolerance = headroom if car.wants_kw is not None else UNUSED_SHARE * settled
+            if draw_kw < settled - max(headroom, tolerance):
                 car.wants_kw = min(draw_kw + headroom, max_kw)
             elif car.wants_kw is not None and draw_kw >= car.wants_kw - headroom / 2:
                 car.wants_kw = None  # it presses against its estimate: offer more again
