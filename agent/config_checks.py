@@ -25,8 +25,8 @@ def check_site(config: AgentConfig) -> list[ConfigProblem]:
         *_not_yet_available(config),
         *_device_references(config),
         *_unit_ids(config),
-        *_grid_meter(config),
-        *_limit_signal(config),
+        *_site_device(config, "grid_meter", config.site.grid_meter, DeviceKind.METER),
+        *_site_device(config, "limit_signal", config.site.limit_signal, DeviceKind.SIGNAL),
         *_tariff(config),
         *check_chargers(config),
     ]
@@ -175,27 +175,18 @@ def _unit_ids(config: AgentConfig) -> list[ConfigProblem]:
     return problems
 
 
-def _grid_meter(config: AgentConfig) -> list[ConfigProblem]:
-    name = config.site.grid_meter
+def _site_device(
+    config: AgentConfig, key: str, name: str | None, kind: DeviceKind
+) -> list[ConfigProblem]:
+    """A `[site]` key that names a device: it must exist and be of `kind`."""
     if name is None:
         return []
     device = next((d for d in config.devices if d.id == name), None)
     if device is None:
-        return [ConfigProblem("site.grid_meter", name, "no device with this id")]
-    if device.kind is not DeviceKind.METER:
-        return [ConfigProblem("site.grid_meter", name, f"is a {device.kind.value}, not a meter")]
-    return []
-
-
-def _limit_signal(config: AgentConfig) -> list[ConfigProblem]:
-    name = config.site.limit_signal
-    if name is None:
-        return []
-    device = next((d for d in config.devices if d.id == name), None)
-    if device is None:
-        return [ConfigProblem("site.limit_signal", name, "no device with this id")]
-    if device.kind is not DeviceKind.SIGNAL:
-        return [ConfigProblem("site.limit_signal", name, f"is a {device.kind.value}, not a signal")]
+        return [ConfigProblem(f"site.{key}", name, "no device with this id")]
+    if device.kind is not kind:
+        message = f"is a {device.kind.value}, not a {kind.value}"
+        return [ConfigProblem(f"site.{key}", name, message)]
     return []
 
 

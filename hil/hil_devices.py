@@ -31,7 +31,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
 from hil.devices.sdm630 import MeterValues
-from hil.devices.serving import ModbusServing
+from hil.devices.serving import ModbusServing, read_only_words
 from hil.devices.sunspec import SimulatedSunSpecBattery
 from hil.physics import SitePhysics, StepResult
 from hil.scenario import ChargerSpec
@@ -123,29 +123,11 @@ class PhysicsConnectors(ModbusServing):
         return devices
 
     def _signal_device(self) -> SimDevice:
-        holding = [SimData(LIMIT_SIGNAL_REGISTER, count=2, values=0, datatype=DataType.REGISTERS)]
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-        no_inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
-
-        async def on_access(
-            function_code: int,
-            start_address: int,
-            address: int,
-            count: int,
-            registers: list[int],
-            set_values: list[int] | list[bool] | None,
-        ) -> ExcCodes | None:
-            if function_code != 3:
-                return ExcCodes.ILLEGAL_FUNCTION
+        def words() -> dict[int, int]:
             watts = round(self._physics.grid_limit_kw() * 1000) & 0xFFFFFFFF
-            words = {LIMIT_SIGNAL_REGISTER: watts >> 16, LIMIT_SIGNAL_REGISTER + 1: watts & 0xFFFF}
-            for offset in range(len(registers)):
-                registers[offset] = words.get(start_address + offset, 0)
-            return None
+            return {LIMIT_SIGNAL_REGISTER: watts >> 16, LIMIT_SIGNAL_REGISTER + 1: watts & 0xFFFF}
 
-        return SimDevice(
-            LIMIT_SIGNAL_UNIT, simdata=(no_bits, no_bits, holding, no_inputs), action=on_access
-        )
+        return read_only_words(LIMIT_SIGNAL_UNIT, LIMIT_SIGNAL_REGISTER, 2, words)
 
     def _device(self, charger: ChargerSpec, connector: int, unit: int) -> SimDevice:
         holding = [SimData(STATE, count=110, values=0, datatype=DataType.REGISTERS)]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 
+from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
-from pymodbus.simulator import SimDevice
+from pymodbus.simulator import DataType, SimData, SimDevice
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +58,29 @@ class ModbusServing:
                 await asyncio.wait_for(server.shutdown(), SHUTDOWN_S)  # type: ignore[no-untyped-call]
             except TimeoutError:
                 log.warning("simulated device server did not stop within %g s", SHUTDOWN_S)
+
+
+def read_only_words(
+    unit: int, start: int, count: int, words: Callable[[], Mapping[int, int]]
+) -> SimDevice:
+    """A unit that answers function 3 over [start, start + count) with `words()` of the moment."""
+    holding = [SimData(start, count=count, values=0, datatype=DataType.REGISTERS)]
+    no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+    no_inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
+
+    async def on_access(
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        if function_code != 3 or set_values is not None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        now = words()
+        for offset in range(len(registers)):
+            registers[offset] = now.get(start_address + offset, 0)
+        return None
+
+    return SimDevice(unit, simdata=(no_bits, no_bits, holding, no_inputs), action=on_access)
