@@ -164,6 +164,12 @@ class FailSafe(_Section):
 class ControlSection(_Section):
     cycle_s: float = Field(default=1.0, ge=0.1, le=10)
     safety_margin_kw: float = Field(default=0.0, ge=0)
+    margin_floor_kw: float | None = Field(
+        default=None,
+        ge=0,
+        description="with it, the margin adapts to the site's measured load rises, between "
+        "this floor and safety_margin_kw",
+    )
     strategy: Literal["static", "fair"] = Field(
         default="fair",
         description="fair: measured budget shared max-min fairly; static: fixed caps only",

@@ -231,10 +231,12 @@ def _charger_section(charger: ChargerSpec) -> str:
 
 def _control(scenario: Scenario, strategy: str, cycle_s: float) -> str:
     margin = round(scenario.site.grid_limit_kw * 0.01, 3)
+    floor = round(scenario.site.grid_limit_kw * 0.0025, 3)  # a meter's accuracy class
     reserve = scenario.site.base_load_kw.peak
     return (
         f'\n[control]\ncycle_s = {cycle_s:g}\nstrategy = "{strategy}"\n'
-        f"safety_margin_kw = {margin}\nstatic_reserve_kw = {reserve}\n"
+        f"safety_margin_kw = {margin}\nmargin_floor_kw = {floor}\n"
+        f"static_reserve_kw = {reserve}\n"
     )
 
 

@@ -95,7 +95,25 @@ def test_the_estimate_follows_a_tapering_car_down_and_is_probed_again() -> None:
         wants = offer(acc, wants, draw, t, 10)
         t += 10
     assert wants == pytest.approx(51.0)
-    assert offer(acc, wants, 50.0, t, int(PROBE_S)) == MAX  # once per probe period
+    # Once per probe period it is offered a step more (12 kW), not its whole maximum ...
+    assert offer(acc, wants, 50.0, t, int(PROBE_S)) == pytest.approx(51.0 + 12.0)
+
+
+def test_a_probed_car_that_takes_the_step_gets_its_maximum_again() -> None:
+    acc = Acceptance()
+    car = Car(takes_kw=50.0)
+    assert drive(acc, car, MAX, 0, 20) == pytest.approx(51.0)
+    car.takes_kw = 110.0  # it woke up, but its draw cannot show it under a 51 kW limit
+    drive(acc, car, MAX, 20, int(PROBE_S))
+    drive(acc, car, MAX, 20 + int(PROBE_S), 20)  # the probe's step, pressed against: all of it
+    assert car.draw() == 110.0
+
+
+def test_a_probed_car_that_leaves_the_step_unused_is_estimated_again() -> None:
+    acc = Acceptance()
+    car = Car(takes_kw=50.0)
+    drive(acc, car, MAX, 0, 20)
+    assert drive(acc, car, MAX, 20, int(PROBE_S) + 20) == pytest.approx(51.0)
 
 
 def test_a_car_that_leaves_is_forgotten() -> None:

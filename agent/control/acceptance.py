@@ -6,9 +6,9 @@ A car that leaves more than its headroom of that limit unused is taking all it w
 battery, derating, a small on-board charger): its demand becomes its draw plus the headroom,
 and it follows the draw down as the car tapers. A car that presses against its estimate (draws
 within half the headroom of it) can take more and is offered its connector's maximum again (one
-held below its estimate by the grid presses against that limit and proves nothing); so
-is every estimated car once per `probe_s`, in case its draw says nothing (a charger that reports
-late, a car that woke up).
+held below its estimate by the grid presses against that limit and proves nothing). Once per
+`probe_s` an estimated car is offered a step more (a car that woke up presses against it and
+gets its maximum; a tapering one leaves it unused for a few seconds, not a whole maximum).
 
 The limits the allocation sends change by small amounts almost every cycle; an estimate that
 reset on each of them would never settle, and the power the tapering cars leave unused would
@@ -25,10 +25,15 @@ HEADROOM_KW = 1.0  # offered above a car's draw, so it can rise without waiting
 HEADROOM_SHARE = 0.1  # ... but never more than this share of the connector's maximum (AC)
 UNUSED_SHARE = 0.015  # and it must leave this share of the limit unused, above the noise
 PROBE_S = 300.0
+PROBE_SHARE = 0.1  # the probe's step, as a share of the connector's maximum
 
 
 def headroom_kw(max_kw: float) -> float:
     return min(HEADROOM_KW, HEADROOM_SHARE * max_kw)
+
+
+def probe_step_kw(max_kw: float) -> float:
+    return max(PROBE_SHARE * max_kw, 2 * headroom_kw(max_kw))
 
 
 @dataclass(slots=True)
@@ -73,7 +78,7 @@ class Acceptance:
             elif car.wants_kw is not None and draw_kw >= car.wants_kw - headroom / 2:
                 car.wants_kw = None  # it presses against its estimate: offer more again
         if car.wants_kw is not None and now - car.probed_at >= self.probe_s:
-            car.wants_kw = None
+            car.wants_kw = min(car.wants_kw + probe_step_kw(max_kw), max_kw)
             car.probed_at = now
         return max_kw if car.wants_kw is None else car.wants_kw
 

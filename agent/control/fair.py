@@ -23,7 +23,6 @@ Each cycle:
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,8 +30,10 @@ from types import MappingProxyType
 
 from agent.control.acceptance import Acceptance
 from agent.control.allocation import Budget, Demand, allocate
+from agent.control.battery_policy import BatteryPolicy
 from agent.control.dwell import DwellTimes
 from agent.control.failsafe import FailSafe
+from agent.control.margin import AdaptiveMargin
 from agent.control.observe import Observation, observe
 from agent.control.plan import ConnectorLimit, Plan, Reason
 from agent.control.planner import Planner
@@ -49,7 +50,7 @@ class TemporaryLimit:
     until_s: float
 
 
-SOC_TAPER = 0.02  # discharge fades out over the last 2 % of SoC above the floor
+DC_STEP_KW = 0.1  # the resolution DC limits are sent in
 
 
 class FairStrategy:
@@ -57,9 +58,7 @@ class FairStrategy:
 
     def __init__(self, site: SiteModel, planner: Planner | None = None) -> None:
         self.site = site
-        self.planner = planner  # replanned off the control path by whoever runs the strategy
-        self.wall_now: datetime | None = None  # the last grid reading's time, for replans
-        self.battery = site.battery_limits if site.battery is not None else None
+        self.battery = BatteryPolicy(site, planner)
         self._static = static_plan(site)
         safe = site.safe_import_kw
         safe_kw = charging_budget_kw(site) if safe is None else safe
@@ -68,15 +67,23 @@ class FairStrategy:
         self.acceptance = Acceptance()
         self.rotation = Rotation()
         self.dwell = DwellTimes()
+        window_s = site.charger_delay_s + 2.0  # the chargers' delay and a cycle either side
+        self.margin = AdaptiveMargin(site.safety_margin_kw, site.margin_floor_kw, window_s)
         self._temporary: TemporaryLimit | None = None
         self._connectors = site.connectors  # a property that builds a tuple: keep one
         self._by_device = {c.device: c for c in self._connectors}
         self._chargers = {c.id: c.max_kw for c in site.chargers}
         self._active: set[str] = set()
-        self._battery_recent: deque[tuple[float, float]] = deque()
         self._last_limits: dict[str, ConnectorLimit] = {}
-        self._last_battery_kw = 0.0
-        self._cost_discharge_kw = 0.0  # the planner's discharge this cycle, in dear hours
+
+    @property
+    def planner(self) -> Planner | None:
+        return self.battery.planner
+
+    @property
+    def wall_now(self) -> datetime | None:
+        """The last grid reading's wall-clock time: when the planner's replans are due."""
+        return self.battery.wall_now
 
     def set_temporary_limit(self, kw: float, until_s: float) -> None:
         """A lower (or higher) import limit until `until_s`: a utility curtailment, an operator."""
@@ -102,30 +109,28 @@ class FairStrategy:
         non_controllable = obs.grid_kw - obs.ev_kw() + (obs.battery_kw or 0.0)
         demands = self._demands(obs, now_s)
         wanted = self._deliverable_kw(demands)
-        grid_room = limit - self.site.safety_margin_kw - non_controllable
-        battery_kw = self._battery(obs, grid_room, wanted, non_controllable)
-        # A fading discharge will be lower by the time the chargers follow: budget for that.
-        fading = min(battery_kw - self._last_battery_kw, 0.0) * (self.site.charger_delay_s + 2)
-        self._last_battery_kw = battery_kw
-        covered_kw = max(battery_kw + fading, 0.0) if battery_kw > 0 else battery_kw
+        margin_kw = self.margin.update(now_s, non_controllable)
+        grid_room = limit - margin_kw - non_controllable
+        battery = self.battery
+        battery_kw = battery.first_cut(obs, grid_room, wanted, non_controllable)
+        covered_kw = battery.covered_kw(battery_kw)
         budget_kw = self.failsafe.cap(now_s, grid_known=True, wanted_kw=grid_room + covered_kw)
-        phase_room = self._phase_room(obs, covered_kw)
+        phase_room = self._phase_room(obs, covered_kw, margin_kw)
         budget = Budget(max(budget_kw, 0.0), phase_room, self.site.voltage_v)
         paused = self._paused(demands, budget, now_s)
         allocation = allocate(demands, self._chargers, budget, paused)
         limits, exposed_kw = self._guarded(allocation.limits, allocation.kw, budget_kw, now_s)
-        if battery_kw > 0 and self.site.phase_limit_a is None:
-            # Discharge for what the cars may draw under the limits they hold, not for what
-            # they were estimated to want: the rest would only push the import down. (With a
-            # phase limit the phases' room counted on all of it: it stays.)
-            battery_kw = min(battery_kw, max(exposed_kw - grid_room, self._cost_discharge_kw))
-        elif self._storing_pays(obs):
-            room_kw = min(budget_kw - exposed_kw, self._phase_left_kw(phase_room, allocation.kw))
-            battery_kw -= max(min(room_kw, self._battery_window(obs)[1] + battery_kw), 0.0)
+        battery_kw = battery.settle(
+            obs,
+            battery_kw,
+            grid_room,
+            exposed_kw,
+            lambda: min(budget_kw - exposed_kw, self._phase_left_kw(phase_room, allocation.kw)),
+        )
         pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), non_controllable)
         return Plan(
             MappingProxyType(limits),
-            battery_kw=self._battery_command(battery_kw, now_s) if self.battery else None,
+            battery_kw=battery.command(battery_kw, now_s) if battery.limits else None,
             pv_limit_kw=pv_limit,
             budget_kw=budget_kw,
             import_limit_kw=limit,
@@ -144,7 +149,7 @@ class FairStrategy:
             MappingProxyType(limits),
             # The discharge the cars' limits counted on stays until the chargers have followed
             # the cuts (an import spike otherwise), then the battery idles: nothing to shave.
-            battery_kw=self._battery_command(0.0, now) if self.battery is not None else None,
+            battery_kw=self.battery.command(0.0, now) if self.battery.limits else None,
             budget_kw=self.failsafe.safe_kw,
             import_limit_kw=self.import_limit_kw(now),
         )
@@ -179,50 +184,6 @@ class FairStrategy:
         chargers = self._chargers
         return sum(min(kw, chargers.get(c, math.inf)) for c, kw in by_charger.items())
 
-    def _battery(
-        self, obs: Observation, grid_room: float, wanted: float, non_controllable: float
-    ) -> float:
-        """+ discharge, - charge: the cars first, then storing what they leave, then the plan.
-
-        Energy first: the battery covers what the cars want beyond the grid's room (peak
-        shaving) and stores the PV surplus (`step` then stores the grid room the cars' shares
-        leave, while storing pays, so that the next shortfall finds it full). Then cost: the
-        planner's path (charge in cheap hours, discharge in dear ones), a discharge never
-        beyond what the site draws now (the cars' wants are an estimate; power they do not
-        take would be exported). An unknown SoC: no battery.
-        """
-        if self.battery is None or obs.battery_soc is None:
-            return 0.0
-        max_out, max_in = self._battery_window(obs)
-        planned = self._planned_kw(obs)
-        shave = wanted - grid_room
-        self._cost_discharge_kw = 0.0 if self._storing_pays(obs) else max(planned, 0.0)
-        if shave > 0:
-            return min(max(shave, planned), max_out)
-        surplus = -non_controllable - wanted  # PV the site and the cars do not use
-        room = grid_room - wanted  # import the cars leave
-        charge = max(surplus, -planned)
-        if charge > 0:
-            return -min(charge, room, max_in)
-        site_draw = non_controllable + obs.ev_kw()
-        return min(planned, max_out, max(site_draw, 0.0))
-
-    def _battery_window(self, obs: Observation) -> tuple[float, float]:
-        """(most discharge, most charge) in kW now; (0, 0) without a battery or its SoC.
-
-        The least of the rating, the SoC window and what the BMS allows now (its current limits,
-        its temperature window; nothing from a BMS that stopped answering). Tapered at both SoC
-        ends: a battery that stops dead at a bound would leave the cars' share uncovered (or
-        the PV unabsorbed) for the chargers' whole response delay.
-        """
-        limits = self.battery
-        soc = obs.battery_soc
-        if limits is None or soc is None:
-            return 0.0, 0.0
-        out = limits.max_discharge_kw * min(max((soc - limits.soc_min) / SOC_TAPER, 0.0), 1.0)
-        into = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
-        return min(out, obs.bms.discharge_kw), min(into, obs.bms.charge_kw)
-
     def _phase_left_kw(self, phase_room: Mapping[Phase, float], kw: Mapping[str, float]) -> float:
         """The balanced three-phase power the phases still carry after the cars' shares."""
         if self.site.phase_limit_a is None:
@@ -236,41 +197,15 @@ class FairStrategy:
                 left[phase] -= amps
         return max(3 * volts * min(left.values()) / 1000, 0.0)
 
-    def _storing_pays(self, obs: Observation) -> bool:
-        planner = self.planner
-        return planner is not None and obs.at is not None and planner.storing_pays(obs.at)
-
-    def _planned_kw(self, obs: Observation) -> float:
-        """The planner's battery power for now (+ discharge), fed with this cycle's sample."""
-        planner = self.planner
-        if planner is None or obs.at is None or obs.grid_kw is None:
-            return 0.0
-        load = obs.grid_kw + (obs.battery_kw or 0.0) + (obs.pv_kw or 0.0)
-        planner.record(obs.at, load, obs.pv_kw or 0.0)
-        self.wall_now = obs.at
-        planned = planner.planned_kw(obs.at)
-        return 0.0 if planned is None else planned
-
-    def _battery_command(self, planned_kw: float, now: float) -> float:
-        """What the battery is told: the most discharge promised to the cars in the last delay.
-
-        The cars' budget counts `planned_kw` at once, but the chargers take the delay to follow
-        a cut; so when the discharge is to fall, the battery keeps covering the old promise
-        until the cars have been cut.
-        """
-        recent = self._battery_recent
-        recent.append((now, planned_kw))
-        while recent and recent[0][0] < now - self.site.charger_delay_s:
-            recent.popleft()
-        return max(kw for _, kw in recent)
-
-    def _phase_room(self, obs: Observation, battery_kw: float) -> Mapping[Phase, float]:
+    def _phase_room(
+        self, obs: Observation, battery_kw: float, margin_kw: float
+    ) -> Mapping[Phase, float]:
         if self.site.phase_limit_a is None or obs.phase_a is None:
             if self.site.phase_limit_a is not None:  # currents unknown: assume the worst
                 return dict.fromkeys(ALL_PHASES, 0.0)
             return dict.fromkeys(ALL_PHASES, math.inf)
         volts = self.site.voltage_v
-        margin_a = self.site.safety_margin_kw * 1000 / (3 * volts)
+        margin_a = margin_kw * 1000 / (3 * volts)
         ev_a = dict.fromkeys(ALL_PHASES, 0.0)
         for device, view in obs.connectors.items():
             connector = self._by_device[device]
@@ -317,25 +252,62 @@ class FairStrategy:
             if target > exposure:
                 wanted += target - exposure
         spare = max(budget_kw - exposed, 0.0)
-        exposed_after = 0.0
         share = 1.0 if wanted <= spare else spare / wanted
-        result: dict[str, ConnectorLimit] = {}
+        grants: list[tuple[ConnectorModel, float, Reason]] = []
         for connector, exposure, target in rows:
-            device = connector.device
-            limit = limits.get(device)
+            limit = limits.get(connector.device)
             reason = limit.reason if limit is not None else Reason.CAR
             granted = target
             if target > exposure and share < 1.0:
                 granted = exposure + (target - exposure) * share
                 reason = Reason.GRID
-            result[device] = self._limit(connector, granted, reason)
-            self._sent(device, granted, now)
-            exposed_after += max(exposure, granted)
+            grants.append((connector, granted, reason))
+        sent_kw = self._rounded_kw(grants)
+        result: dict[str, ConnectorLimit] = {}
+        exposed_after = 0.0
+        for (connector, granted, reason), (_, exposure, _) in zip(grants, rows, strict=True):
+            device = connector.device
+            sent = sent_kw.get(device, granted)
+            result[device] = self._limit(connector, sent, reason)
+            self._sent(device, sent, now)
+            exposed_after += max(exposure, sent)
         return result, exposed_after
+
+    def _rounded_kw(self, grants: list[tuple[ConnectorModel, float, Reason]]) -> dict[str, float]:
+        """DC grants to the chargers' 0.1 kW, the remainders handed out largest first.
+
+        Flooring every one of 180 grants would leave up to 18 kW of the grid unused; the
+        remainders together still fit in what was granted, within each charger's power.
+        """
+        rounded: dict[str, float] = {}
+        remainders: list[tuple[float, ConnectorModel]] = []
+        by_charger: dict[str, float] = {}
+        pool = 0.0
+        for connector, granted, reason in grants:
+            if connector.kind != "dc":
+                continue
+            floor = math.floor(granted * 10 + 1e-9) / 10
+            rounded[connector.device] = floor
+            by_charger[connector.charger] = by_charger.get(connector.charger, 0.0) + floor
+            pool += granted - floor
+            if reason is Reason.GRID and floor + DC_STEP_KW <= connector.max_kw:
+                remainders.append((granted - floor, connector))
+        remainders.sort(key=lambda item: item[0], reverse=True)
+        chargers = self._chargers
+        for _, connector in remainders:
+            if pool < DC_STEP_KW - 1e-9:
+                break
+            charger = connector.charger
+            if by_charger[charger] + DC_STEP_KW > chargers.get(charger, math.inf) + 1e-9:
+                continue
+            rounded[connector.device] = round(rounded[connector.device] + DC_STEP_KW, 1)
+            by_charger[charger] += DC_STEP_KW
+            pool -= DC_STEP_KW
+        return rounded
 
     def _limit(self, connector: ConnectorModel, kw: float, reason: Reason) -> ConnectorLimit:
         if connector.kind == "dc":
-            value = math.floor(kw * 10) / 10
+            value = math.floor(kw * 10 + 1e-9) / 10
             last = self._last_limits.get(connector.device)
             if last is not None and last.value == value and last.reason is reason:
                 return last  # most connectors keep their limit from one second to the next

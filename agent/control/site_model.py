@@ -59,7 +59,7 @@ class SiteModel:
     export_limit_kw: float
     phase_limit_a: float | None
     voltage_v: float
-    safety_margin_kw: float
+    safety_margin_kw: float  # the most margin; the margin, unless it adapts
     reserve_kw: float  # non-controllable load the static caps leave room for
     grid_meter: str | None
     chargers: tuple[ChargerModel, ...]
@@ -70,6 +70,7 @@ class SiteModel:
     battery: str | None = None  # the battery inverter device, if any
     inverters: tuple[str, ...] = ()
     battery_limits: BatteryLimits | None = None
+    margin_floor_kw: float | None = None  # with it, the margin adapts down to this
     limit_signal: str | None = None  # a device whose import_limit (W) is in force
     limit_signal_hold_s: float = 900.0  # the last signalled limit holds this long when unknown
 
@@ -116,6 +117,7 @@ class SiteModel:
             charger_delay_s=config.control.charger_delay_s,
             battery=next((d.id for d in config.devices if d.kind.value == "battery"), None),
             inverters=tuple(d.id for d in config.devices if d.kind.value == "inverter"),
+            margin_floor_kw=config.control.margin_floor_kw,
             limit_signal=site.limit_signal,
             limit_signal_hold_s=site.limit_signal_hold_s,
             battery_limits=None

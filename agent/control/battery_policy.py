@@ -1,0 +1,121 @@
+"""What the battery does each cycle: the cars first, then storing what they leave, then the plan.
+
+Energy first: the battery covers what the cars want beyond the grid's room (peak shaving) and
+stores the PV surplus; once the cars' shares are known it stores the grid room they leave
+while storing pays, so that the next shortfall finds it full. Then cost: the time-of-use
+planner's path (charge in cheap hours, discharge in dear ones), a discharge never beyond what
+the site draws now. Within the rating, the SoC window and what the BMS allows; an unknown SoC
+means no battery power.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+
+from agent.control.observe import Observation
+from agent.control.planner import Planner
+from agent.control.site_model import SiteModel
+
+SOC_TAPER = 0.02  # power fades out over the last 2 % of SoC at either end of the window
+
+
+class BatteryPolicy:
+    def __init__(self, site: SiteModel, planner: Planner | None) -> None:
+        self.site = site
+        self.planner = planner  # replanned off the control path by whoever runs the strategy
+        self.limits = site.battery_limits if site.battery is not None else None
+        self.wall_now: datetime | None = None  # the last grid reading's time, for replans
+        self._recent: deque[tuple[float, float]] = deque()
+        self._last_kw = 0.0
+        self._cost_discharge_kw = 0.0  # the planner's discharge this cycle, in dear hours
+
+    def first_cut(
+        self, obs: Observation, grid_room: float, wanted: float, non_controllable: float
+    ) -> float:
+        """+ discharge, - charge, before the cars' shares are known."""
+        if self.limits is None or obs.battery_soc is None:
+            return 0.0
+        max_out, max_in = self.window(obs)
+        planned = self._planned_kw(obs)
+        shave = wanted - grid_room
+        self._cost_discharge_kw = 0.0 if self.storing_pays(obs) else max(planned, 0.0)
+        if shave > 0:
+            return min(max(shave, planned), max_out)
+        surplus = -non_controllable - wanted  # PV the site and the cars do not use
+        room = grid_room - wanted  # import the cars leave
+        charge = max(surplus, -planned)
+        if charge > 0:
+            return -min(charge, room, max_in)
+        site_draw = non_controllable + obs.ev_kw()
+        return min(planned, max_out, max(site_draw, 0.0))
+
+    def covered_kw(self, battery_kw: float) -> float:
+        """What the cars' budget may count on: a fading discharge will be lower by the time the
+        chargers follow, so the budget counts it as it will be then."""
+        fading = min(battery_kw - self._last_kw, 0.0) * (self.site.charger_delay_s + 2)
+        self._last_kw = battery_kw
+        return max(battery_kw + fading, 0.0) if battery_kw > 0 else battery_kw
+
+    def settle(
+        self,
+        obs: Observation,
+        battery_kw: float,
+        grid_room: float,
+        exposed_kw: float,
+        room_left_kw: Callable[[], float],
+    ) -> float:
+        """The battery once the cars' limits are known (`exposed_kw`: what they may draw)."""
+        if battery_kw > 0 and self.site.phase_limit_a is None:
+            # Discharge for what the cars may draw under the limits they hold, not for what
+            # they were estimated to want: the rest would only push the import down. (With a
+            # phase limit the phases' room counted on all of it: it stays.)
+            return min(battery_kw, max(exposed_kw - grid_room, self._cost_discharge_kw))
+        if self.storing_pays(obs):
+            return battery_kw - max(min(room_left_kw(), self.window(obs)[1] + battery_kw), 0.0)
+        return battery_kw
+
+    def window(self, obs: Observation) -> tuple[float, float]:
+        """(most discharge, most charge) in kW now; (0, 0) without a battery or its SoC.
+
+        The least of the rating, the SoC window and what the BMS allows now (its current limits,
+        its temperature window; nothing from a BMS that stopped answering). Tapered at both SoC
+        ends: a battery that stops dead at a bound would leave the cars' share uncovered (or
+        the PV unabsorbed) for the chargers' whole response delay.
+        """
+        limits = self.limits
+        soc = obs.battery_soc
+        if limits is None or soc is None:
+            return 0.0, 0.0
+        out = limits.max_discharge_kw * min(max((soc - limits.soc_min) / SOC_TAPER, 0.0), 1.0)
+        into = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
+        return min(out, obs.bms.discharge_kw), min(into, obs.bms.charge_kw)
+
+    def storing_pays(self, obs: Observation) -> bool:
+        planner = self.planner
+        return planner is not None and obs.at is not None and planner.storing_pays(obs.at)
+
+    def command(self, planned_kw: float, now: float) -> float:
+        """What the battery is told: the most discharge promised to the cars in the last delay.
+
+        The cars' budget counts `planned_kw` at once, but the chargers take the delay to follow
+        a cut; so when the discharge is to fall, the battery keeps covering the old promise
+        until the cars have been cut.
+        """
+        recent = self._recent
+        recent.append((now, planned_kw))
+        while recent and recent[0][0] < now - self.site.charger_delay_s:
+            recent.popleft()
+        return max(kw for _, kw in recent)
+
+    def _planned_kw(self, obs: Observation) -> float:
+        """The planner's battery power for now (+ discharge), fed with this cycle's sample."""
+        planner = self.planner
+        if planner is None or obs.at is None or obs.grid_kw is None:
+            return 0.0
+        load = obs.grid_kw + (obs.battery_kw or 0.0) + (obs.pv_kw or 0.0)
+        planner.record(obs.at, load, obs.pv_kw or 0.0)
+        self.wall_now = obs.at
+        planned = planner.planned_kw(obs.at)
+        return 0.0 if planned is None else planned
