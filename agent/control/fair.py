@@ -276,8 +276,10 @@ class FairStrategy:
     def _rounded_kw(self, grants: list[tuple[ConnectorModel, float, Reason]]) -> dict[str, float]:
         """DC grants to the chargers' 0.1 kW, the remainders handed out largest first.
 
-        Flooring every one of 180 grants would leave up to 18 kW of the grid unused; the
-        remainders together still fit in what was granted, within each charger's power.
+        The allocation's shares are whole steps already; the raises the guard scales down are
+        not, and flooring each of 180 would leave up to 18 kW of the grid unused while cars
+        come and go. The remainders together still fit in what was granted, within each
+        charger's power.
         """
         rounded: dict[str, float] = {}
         remainders: list[tuple[float, ConnectorModel]] = []
