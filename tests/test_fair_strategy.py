@@ -105,7 +105,12 @@ def test_equal_cars_get_equal_shares_of_a_binding_limit() -> None:
 
 def test_failsafe_drops_at_once_and_recovers_gradually() -> None:
     failsafe = FailSafe(safe_kw=100.0, recovery_kw_per_s=50.0)
-    assert failsafe.cap(0.0, True, 400.0) == 400.0
+    assert failsafe.cap(0.0, False, 400.0) == 100.0  # start-up: safe until the meter is read
+    assert failsafe.cap(1.0, True, 400.0) == 150.0  # ... then growing from there
+    assert failsafe.cap(9.0, True, 400.0) == 400.0
+    assert (failsafe.entries, failsafe.exits) == (0, 0)  # start-up is not an entry
+    failsafe = FailSafe(safe_kw=100.0, recovery_kw_per_s=50.0)
+    assert failsafe.cap(0.0, True, 400.0) == 100.0
     assert failsafe.cap(1.0, False, 400.0) == 100.0  # meter unknown: safe at once
     assert (failsafe.active, failsafe.entries, failsafe.entered_at) == (True, 1, [1.0])
     assert failsafe.cap(2.0, True, 400.0) == 150.0  # back: +50 kW per second from the safe value
