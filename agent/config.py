@@ -180,6 +180,10 @@ class ControlSection(_Section):
         le=30,
         description="how long chargers take to follow a new limit; raises wait for cuts",
     )
+    state_file: Path | None = Field(
+        default=Path("/var/lib/edge-agent/control-state.json"),
+        description="what the controller has learnt (the site's stays), kept across restarts",
+    )
     static_reserve_kw: float = Field(
         default=0.0,
         ge=0,

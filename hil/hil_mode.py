@@ -194,7 +194,7 @@ async def run_hil(
             str(pty.agent_end), endpoints.pv, endpoints.battery, endpoints.chargers, metrics_port
         )
         config_path = out_dir / "site.toml"
-        text = site_toml(scenario, endpoints, strategy, speed)
+        text = site_toml(scenario, endpoints, strategy, speed, out_dir / "control-state.json")
         await asyncio.to_thread(config_path.write_text, text, encoding="utf-8")
         day_s = start_of_day_s(scenario) + first_s
         bar = Progress(last_s - first_s, start_of_day_s=day_s) if progress else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from hil.scenario import ChargerSpec, GridLimitEvent, Scenario
 
@@ -86,9 +87,11 @@ def site_toml(
     endpoints: Endpoints | None = None,
     strategy: str = "fair",
     speed: float = 1.0,
+    state_file: Path | None = None,
 ) -> str:
     """The whole site file; `speed` > 1 shortens the agent's cycle and polls to match the
-    simulated clock (the agent's own clock stays real)."""
+    simulated clock (the agent's own clock stays real); `state_file`: where the daemon keeps
+    what it learns (the default is the system's state directory)."""
     ends = endpoints or Endpoints()
     cycle_s = max(1.0 / speed, 0.1)
     parts = [
@@ -99,7 +102,7 @@ def site_toml(
         _battery(scenario, cycle_s),
         _chargers(scenario, cycle_s),
         _limit_signal(scenario, cycle_s),
-        _control(scenario, strategy, cycle_s),
+        _control(scenario, strategy, cycle_s, state_file),
         _battery_limits(scenario),
         _tariff(scenario),
         f'[prometheus]\nbind = "{ends.host}"\nport = {ends.metrics_port}\n',
@@ -229,7 +232,9 @@ def _charger_section(charger: ChargerSpec) -> str:
     return text + f"connectors = [{connectors}]\n"
 
 
-def _control(scenario: Scenario, strategy: str, cycle_s: float) -> str:
+def _control(
+    scenario: Scenario, strategy: str, cycle_s: float, state_file: Path | None = None
+) -> str:
     margin = round(scenario.site.grid_limit_kw * 0.01, 3)
     floor = round(scenario.site.grid_limit_kw * 0.0025, 3)  # a meter's accuracy class
     reserve = scenario.site.base_load_kw.peak
@@ -237,6 +242,7 @@ def _control(scenario: Scenario, strategy: str, cycle_s: float) -> str:
         f'\n[control]\ncycle_s = {cycle_s:g}\nstrategy = "{strategy}"\n'
         f"safety_margin_kw = {margin}\nmargin_floor_kw = {floor}\n"
         f"static_reserve_kw = {reserve}\n"
+        + ("" if state_file is None else f'state_file = "{state_file}"\n')
     )
 
 

@@ -37,6 +37,15 @@ class DwellTimes:
     def samples(self) -> int:
         return len(self._recent)
 
+    def stays_s(self) -> list[float]:
+        """The recent stays, oldest first: what is worth keeping across a restart."""
+        return list(self._recent)
+
+    def restore(self, stays_s: list[float]) -> None:
+        """Start from stays learnt before (a restart); later departures push them out."""
+        for stay in stays_s[-(self._recent.maxlen or len(stays_s)) :]:
+            self._record(stay)
+
     def update(self, device: str, plugged_in: bool, now: float) -> None:
         """Follow one connector: a car arriving starts a stay, a car leaving records it."""
         since = self._plugged_at.get(device)

@@ -14,6 +14,8 @@ from datetime import datetime
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.battery_actuator import BatteryActuator
+from agent.control.dwell import DwellTimes
+from agent.control.learnt_state import StaysKeeper
 from agent.control.plan import Plan
 from agent.control.planner import Planner, PlannerError, planner_for
 from agent.control.pv_actuator import PvActuator
@@ -37,11 +39,13 @@ class Controller:
         actuator: Actuator,
         battery: BatteryActuator | None = None,
         pv: PvActuator | None = None,
+        stays: StaysKeeper | None = None,
     ) -> None:
         self.strategy = strategy
         self.actuator = actuator
         self.battery = battery
         self.pv = pv
+        self.stays = stays
         self._inverters: tuple[str, ...] = getattr(getattr(strategy, "site", None), "inverters", ())
         self.last_plan: Plan | None = None
         self._replanning: asyncio.Future[object] | None = None
@@ -57,6 +61,8 @@ class Controller:
             self.pv.apply(plan.pv_limit_kw, rated, snapshot.taken_at)
         self.last_plan = plan
         self._replan_off_the_loop(snapshot)
+        if self.stays is not None:
+            self.stays.tick(snapshot.taken_at)
 
     def _replan_off_the_loop(self, snapshot: Snapshot) -> None:
         """Start the battery planner's solve in a worker thread when it is due.
@@ -121,7 +127,19 @@ def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Contr
         Actuator(targets),
         _battery_actuator(site, by_device),
         _pv_actuator(site, by_device),
+        _stays_keeper(config, strategy),
     )
+
+
+def _stays_keeper(config: AgentConfig, strategy: Strategy) -> StaysKeeper | None:
+    """The learnt stays of a strategy that learns them, restored now and kept from here on."""
+    dwell = getattr(strategy, "dwell", None)
+    path = config.control.state_file
+    if path is None or not isinstance(dwell, DwellTimes):
+        return None
+    keeper = StaysKeeper(path, dwell)
+    keeper.restore()
+    return keeper
 
 
 def _pv_actuator(
