@@ -182,7 +182,7 @@ class ControlSection(_Section):
     )
     state_file: Path | None = Field(
         default=Path("/var/lib/edge-agent/control-state.json"),
-        description="what the controller has learnt (the site's stays), kept across restarts",
+        description="what the controller has learnt (stays, load history), kept across restarts",
     )
     static_reserve_kw: float = Field(
         default=0.0,

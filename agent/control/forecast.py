@@ -119,6 +119,19 @@ class LoadHistory:
         other._newest = self._newest
         return other
 
+    def bins(self) -> list[tuple[int, float, float, int]]:
+        """(bin index, load sum, PV sum, samples) per bin: what a restart should not lose."""
+        return [(k, b.load_sum, b.pv_sum, b.count) for k, b in sorted(self._bins.items())]
+
+    def restore(self, bins: list[tuple[int, float, float, int]]) -> None:
+        """Start from bins kept before a restart (those outside the window are dropped)."""
+        newest = max((b[0] for b in bins), default=None)
+        if newest is not None and (self._newest is None or newest > self._newest):
+            self._newest = newest
+        for index, load_sum, pv_sum, count in bins:
+            if self._newest is not None and index > self._newest - self.max_bins and count > 0:
+                self._bins[index] = _Bin(load_sum, pv_sum, count)
+
     def record(self, ts: datetime, load_kw: float, pv_kw: float) -> None:
         """Add one sample: site load without the battery (charging included) and PV, in kW."""
         if not (math.isfinite(load_kw) and math.isfinite(pv_kw)):

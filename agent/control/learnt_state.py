@@ -1,10 +1,12 @@
-"""What the controller has learnt, kept across restarts: the site's recent stays.
+"""What the controller has learnt, kept across restarts: the site's stays and load history.
 
-The stays behind the dwell weights take a busy day to learn; a daemon restart (an update, a
-reboot) must not throw them away. They live in one JSON file in the daemon's state directory,
-written atomically every `SAVE_S` when they changed (in a worker thread: the cycle never waits
-for the disk) and read once at start. A missing file is a first start. An unreadable or
-malformed one is logged and ignored: nothing learnt is worth refusing to start for.
+The stays behind the dwell weights take a busy day to learn, and the planner's forecast wants
+a week of load and PV (same weekday, same time); a daemon restart (an update, a reboot) must
+not throw them away. They live in one JSON file in the daemon's state directory, written
+atomically every `SAVE_S` when they changed (in a worker thread: the cycle never waits for the
+disk; about 30 kB, so an SD card sees a few MB a day) and read once at start. A missing file is
+a first start. An unreadable or malformed one is logged and ignored: nothing learnt is worth
+refusing to start for.
 """
 
 from __future__ import annotations
@@ -14,27 +16,37 @@ import json
 import logging
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.control.dwell import DwellTimes
+from agent.control.planner import Planner
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
-SAVE_S = 300.0
+SAVE_S = 900.0
 LONGEST_STAY_S = 7 * 86_400.0  # a "stay" longer than a week is a car left behind, not data
+
+Bin = tuple[int, float, float, int]  # (15-minute bin index, load sum, PV sum, samples)
 
 
 class LearntStateError(Exception):
     """The state file exists but cannot be used."""
 
 
-def load_stays(path: Path) -> list[float]:
-    """The stays saved in `path`; [] if there is no file yet."""
+@dataclass(frozen=True, slots=True)
+class LearntState:
+    stays_s: list[float] = field(default_factory=list)
+    load_bins: list[Bin] = field(default_factory=list)
+
+
+def load_state(path: Path) -> LearntState:
+    """What `path` holds; an empty state if there is no file yet."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return []
+        return LearntState()
     except OSError as exc:
         raise LearntStateError(f"{path}: {exc.strerror or exc}") from exc
     try:
@@ -43,67 +55,96 @@ def load_stays(path: Path) -> list[float]:
         raise LearntStateError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from exc
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise LearntStateError(f"{path}: not a version {VERSION} control state")
-    stays = data.get("stays_s")
+    stays = data.get("stays_s", [])
     if not isinstance(stays, list) or not all(_is_stay(s) for s in stays):
         raise LearntStateError(f"{path}: stays_s must be a list of seconds (0 < s <= a week)")
-    return [float(s) for s in stays]
-
-
-def save_stays(path: Path, stays_s: list[float]) -> None:
-    """Write atomically: a crash mid-write leaves the old file, never half a new one."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({"version": VERSION, "stays_s": stays_s}), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _is_stay(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0 < value <= LONGEST_STAY_S
+    bins = data.get("load_bins", [])
+    if not isinstance(bins, list) or not all(_is_bin(b) for b in bins):
+        raise LearntStateError(
+            f"{path}: load_bins must be a list of [bin, load sum, PV sum, samples]"
+        )
+    return LearntState(
+        [float(s) for s in stays], [(int(i), float(ld), float(pv), int(n)) for i, ld, pv, n in bins]
     )
 
 
-class StaysKeeper:
-    """Restores a strategy's learnt stays at start and saves them as they change."""
+def save_state(path: Path, state: LearntState) -> None:
+    """Write atomically: a crash mid-write leaves the old file, never half a new one."""
+    data = {"version": VERSION, "stays_s": state.stays_s, "load_bins": state.load_bins}
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(temporary, path)
 
-    def __init__(self, path: Path, dwell: DwellTimes) -> None:
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_stay(value: object) -> bool:
+    return _number(value) and isinstance(value, int | float) and 0 < value <= LONGEST_STAY_S
+
+
+def _is_bin(value: object) -> bool:
+    if not isinstance(value, list) or len(value) != 4 or not all(_number(v) for v in value):
+        return False
+    index, _, _, count = value
+    return isinstance(index, int) and isinstance(count, int) and count > 0
+
+
+class StateKeeper:
+    """Restores what a strategy learns at start and saves it as it changes."""
+
+    def __init__(self, path: Path, dwell: DwellTimes | None, planner: Planner | None) -> None:
         self.path = path
         self.dwell = dwell
+        self.planner = planner
         self.saves = 0
-        self._saved: list[float] | None = None
+        self._saved: LearntState | None = None
         self._due_at: float | None = None
         self._saving: asyncio.Future[None] | None = None
 
     def restore(self) -> None:
         try:
-            stays = load_stays(self.path)
+            state = load_state(self.path)
         except LearntStateError as exc:
-            log.warning("learnt stays not restored, learning afresh: %s", exc)
+            log.warning("learnt state not restored, learning afresh: %s", exc)
             return
-        self.dwell.restore(stays)
-        self._saved = stays  # what the disk holds
-        if stays:
-            log.info("restored %d learnt stays from %s", len(stays), self.path)
+        if self.dwell is not None:
+            self.dwell.restore(state.stays_s)
+        if self.planner is not None:
+            self.planner.restore_history(state.load_bins)
+        self._saved = state  # what the disk holds
+        if state.stays_s or state.load_bins:
+            log.info(
+                "restored %d learnt stays and %d load bins from %s",
+                len(state.stays_s),
+                len(state.load_bins),
+                self.path,
+            )
+
+    def current(self) -> LearntState:
+        return LearntState(
+            self.dwell.stays_s() if self.dwell is not None else [],
+            self.planner.history_bins() if self.planner is not None else [],
+        )
 
     def tick(self, now: float) -> None:
-        """Called every cycle; every SAVE_S, saves in a worker thread if the stays changed."""
+        """Called every cycle; every SAVE_S, saves in a worker thread if anything changed."""
         if self._due_at is None:
             self._due_at = now + SAVE_S
         if now < self._due_at or (self._saving is not None and not self._saving.done()):
             return
         self._due_at = now + SAVE_S
-        stays = self.dwell.stays_s()
-        if stays == self._saved:
+        state = self.current()
+        if state == self._saved:
             return
-        self._saved = stays
+        self._saved = state
         loop = asyncio.get_running_loop()
-        self._saving = loop.run_in_executor(None, self._save, stays)
+        self._saving = loop.run_in_executor(None, self._save, state)
 
-    def _save(self, stays: list[float]) -> None:
+    def _save(self, state: LearntState) -> None:
         try:
-            save_stays(self.path, stays)
+            save_state(self.path, state)
             self.saves += 1
         except OSError as exc:  # a full or read-only disk must not stop the controller
-            log.warning("could not save learnt stays to %s: %s", self.path, exc)
+            log.warning("could not save the learnt state to %s: %s", self.path, exc)

@@ -447,6 +447,14 @@ class Planner:
         with self._lock:
             self.history.record(ts, load_kw, pv_kw)
 
+    def history_bins(self) -> list[tuple[int, float, float, int]]:
+        with self._lock:
+            return self.history.bins()
+
+    def restore_history(self, bins: list[tuple[int, float, float, int]]) -> None:
+        with self._lock:
+            self.history.restore(bins)
+
     def due(self, now: datetime) -> bool:
         """True once per step slot (every 15 minutes), and when no replan has run yet."""
         return self._attempted != self._slot(now)

@@ -15,7 +15,7 @@ from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.battery_actuator import BatteryActuator
 from agent.control.dwell import DwellTimes
-from agent.control.learnt_state import StaysKeeper
+from agent.control.learnt_state import StateKeeper
 from agent.control.plan import Plan
 from agent.control.planner import Planner, PlannerError, planner_for
 from agent.control.pv_actuator import PvActuator
@@ -39,13 +39,13 @@ class Controller:
         actuator: Actuator,
         battery: BatteryActuator | None = None,
         pv: PvActuator | None = None,
-        stays: StaysKeeper | None = None,
+        learnt: StateKeeper | None = None,
     ) -> None:
         self.strategy = strategy
         self.actuator = actuator
         self.battery = battery
         self.pv = pv
-        self.stays = stays
+        self.learnt = learnt
         self._inverters: tuple[str, ...] = getattr(getattr(strategy, "site", None), "inverters", ())
         self.last_plan: Plan | None = None
         self._replanning: asyncio.Future[object] | None = None
@@ -61,8 +61,8 @@ class Controller:
             self.pv.apply(plan.pv_limit_kw, rated, snapshot.taken_at)
         self.last_plan = plan
         self._replan_off_the_loop(snapshot)
-        if self.stays is not None:
-            self.stays.tick(snapshot.taken_at)
+        if self.learnt is not None:
+            self.learnt.tick(snapshot.taken_at)
 
     def _replan_off_the_loop(self, snapshot: Snapshot) -> None:
         """Start the battery planner's solve in a worker thread when it is due.
@@ -127,17 +127,20 @@ def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Contr
         Actuator(targets),
         _battery_actuator(site, by_device),
         _pv_actuator(site, by_device),
-        _stays_keeper(config, strategy),
+        _state_keeper(config, strategy),
     )
 
 
-def _stays_keeper(config: AgentConfig, strategy: Strategy) -> StaysKeeper | None:
-    """The learnt stays of a strategy that learns them, restored now and kept from here on."""
+def _state_keeper(config: AgentConfig, strategy: Strategy) -> StateKeeper | None:
+    """What a strategy learns (stays, the planner's history), restored now and kept from here."""
     dwell = getattr(strategy, "dwell", None)
+    planner = getattr(strategy, "planner", None)
     path = config.control.state_file
-    if path is None or not isinstance(dwell, DwellTimes):
+    dwell = dwell if isinstance(dwell, DwellTimes) else None
+    planner = planner if isinstance(planner, Planner) else None
+    if path is None or (dwell is None and planner is None):
         return None
-    keeper = StaysKeeper(path, dwell)
+    keeper = StateKeeper(path, dwell, planner)
     keeper.restore()
     return keeper
 
