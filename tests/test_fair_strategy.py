@@ -118,3 +118,27 @@ def test_failsafe_drops_at_once_and_recovers_gradually() -> None:
     assert failsafe.cap(9.0, True, 400.0) == 400.0  # fully recovered
     assert failsafe.cap(10.0, True, 900.0) == 900.0
     assert failsafe.exits == 1
+
+
+def test_a_growing_budget_never_cuts_a_car() -> None:
+    # Start-up: the budget grows from the safe value at 50 kW/s while 16 cars want all they
+    # can get. Each car's limit may only rise: a cut would be a write (a bus carries 32
+    # connectors) and, with the chargers' delay, the start of an oscillation.
+    site = dc_site(8, limit_kw=1200.0)
+    strategy = FairStrategy(site)
+    draws = {c.device: 0.0 for c in site.connectors}
+    history: dict[str, list[float]] = {d: [] for d in draws}
+    sent: dict[str, list[float]] = {d: [] for d in draws}
+    for second in range(40):
+        grid = 50.0 + sum(draws.values())
+        plan = strategy.step(snapshot(float(second), grid, 0.0, draws), float(second))
+        for device, limit in plan.connectors.items():
+            history[device].append(limit.value)
+            sent[device].append(limit.value)
+        # The cars follow after 2 s and take everything they are given.
+        draws = {d: sent[d][-3] if len(sent[d]) >= 3 else 0.0 for d in draws}
+    for device, values in history.items():
+        cuts = [
+            (t, a, b) for t, (a, b) in enumerate(zip(values, values[1:], strict=False)) if b < a
+        ]
+        assert cuts == [], device

@@ -50,9 +50,6 @@ class TemporaryLimit:
     until_s: float
 
 
-DC_STEP_KW = 0.1  # the resolution DC limits are sent in
-
-
 class FairStrategy:
     name = "fair"
 
@@ -262,50 +259,14 @@ class FairStrategy:
                 granted = exposure + (target - exposure) * share
                 reason = Reason.GRID
             grants.append((connector, granted, reason))
-        sent_kw = self._rounded_kw(grants)
         result: dict[str, ConnectorLimit] = {}
         exposed_after = 0.0
         for (connector, granted, reason), (_, exposure, _) in zip(grants, rows, strict=True):
             device = connector.device
-            sent = sent_kw.get(device, granted)
-            result[device] = self._limit(connector, sent, reason)
-            self._sent(device, sent, now)
-            exposed_after += max(exposure, sent)
+            result[device] = self._limit(connector, granted, reason)
+            self._sent(device, granted, now)
+            exposed_after += max(exposure, granted)
         return result, exposed_after
-
-    def _rounded_kw(self, grants: list[tuple[ConnectorModel, float, Reason]]) -> dict[str, float]:
-        """DC grants to the chargers' 0.1 kW, the remainders handed out largest first.
-
-        The allocation's shares are whole steps already; the raises the guard scales down are
-        not, and flooring each of 180 would leave up to 18 kW of the grid unused while cars
-        come and go. The remainders together still fit in what was granted, within each
-        charger's power.
-        """
-        rounded: dict[str, float] = {}
-        remainders: list[tuple[float, ConnectorModel]] = []
-        by_charger: dict[str, float] = {}
-        pool = 0.0
-        for connector, granted, reason in grants:
-            if connector.kind != "dc":
-                continue
-            floor = math.floor(granted * 10 + 1e-9) / 10
-            rounded[connector.device] = floor
-            by_charger[connector.charger] = by_charger.get(connector.charger, 0.0) + floor
-            pool += granted - floor
-            if reason is Reason.GRID and floor + DC_STEP_KW <= connector.max_kw:
-                remainders.append((granted - floor, connector))
-        remainders.sort(key=lambda item: item[0], reverse=True)
-        chargers = self._chargers
-        for _, connector in remainders:
-            if pool < DC_STEP_KW - 1e-9:
-                break
-            charger = connector.charger
-            if by_charger[charger] + DC_STEP_KW > chargers.get(charger, math.inf) + 1e-9:
-                continue
-            rounded[connector.device] = round(rounded[connector.device] + DC_STEP_KW, 1)
-            by_charger[charger] += DC_STEP_KW
-            pool -= DC_STEP_KW
-        return rounded
 
     def _limit(self, connector: ConnectorModel, kw: float, reason: Reason) -> ConnectorLimit:
         if connector.kind == "dc":
