@@ -7,6 +7,7 @@ the budget the measurements leave. Plus the fail-safe's gradual recovery, by han
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -138,7 +139,5 @@ def test_a_growing_budget_never_cuts_a_car() -> None:
         # The cars follow after 2 s and take everything they are given.
         draws = {d: sent[d][-3] if len(sent[d]) >= 3 else 0.0 for d in draws}
     for device, values in history.items():
-        cuts = [
-            (t, a, b) for t, (a, b) in enumerate(zip(values, values[1:], strict=False)) if b < a
-        ]
+        cuts = [(t, a, b) for t, (a, b) in enumerate(itertools.pairwise(values)) if b < a]
         assert cuts == [], device

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.control.margin import LEARN_S, MEMORY_S, AdaptiveMargin
+from agent.control.margin import LEARN_S, MEMORY_S, AdaptiveMargin, RecentHigh
 
 MOST, FLOOR, WINDOW = 12.0, 3.0, 4.0
 
@@ -45,3 +45,30 @@ def test_a_slow_drift_is_not_a_rise() -> None:
     for t in range(int(LEARN_S) + 3600):
         kw = margin.update(float(t), 60.0 + t / 60)
     assert kw == FLOOR
+
+
+def test_the_site_load_believes_rises_from_their_second_cycle_and_falls_after_the_delay() -> None:
+    load = RecentHigh(window_s=3.0)
+    assert load.update(0.0, 60.0) == 60.0
+    # The meter answered a second late while the cars ramped: the derived load dips for a
+    # cycle. Believing it would hand out 500 kW the site does not have.
+    assert load.update(1.0, -440.0) == 60.0
+    assert load.update(2.0, 60.0) == 60.0
+    # ... and jumps for a cycle while they are cut: not worth cutting every car for.
+    assert load.update(3.0, 560.0) == 60.0
+    assert load.update(4.0, 60.0) == 60.0
+    # A real step up counts from its second cycle, and stays.
+    assert load.update(5.0, 160.0) == 60.0
+    assert load.update(6.0, 160.0) == 160.0
+    # A real step down counts once it has lasted the window.
+    assert load.update(7.0, 100.0) == 160.0
+    assert load.update(8.0, 100.0) == 160.0
+    assert load.update(9.0, 100.0) == 160.0
+    assert load.update(10.0, 100.0) == 100.0
+
+
+def test_after_a_gap_the_site_load_is_taken_as_measured() -> None:
+    # A meter outage: the load from before it confirms nothing about the load after it.
+    load = RecentHigh(window_s=3.0)
+    load.update(0.0, 60.0)
+    assert load.update(90.0, 300.0) == 300.0

@@ -5,10 +5,11 @@ Each cycle:
 1. **Observe** (`observe.py`): grid power and phase currents if fresh, each connector's draw,
    the battery and PV. An unknown grid means fail-safe: the static caps at once (reason
    FAILSAFE), and a gradual recovery when readings return (`failsafe.py`).
-2. **Budget**: the non-controllable load is derived, `N = grid - EV draw + battery discharge`,
-   so the cars may have `limit - margin - N + battery discharge`; per phase the same with
-   currents. The import limit is the site's, or a temporary one (utility or operator) until it
-   expires.
+2. **Budget**: the non-controllable load is derived, `N = grid - EV draw + battery discharge`
+   (its dips believed only once they last the chargers' delay, its rises from their second
+   cycle: the readings are not simultaneous, `margin.py`), so the cars may have
+   `limit - margin - N + battery discharge`; per phase the same with currents. The import
+   limit is the site's, or a signalled one (a utility's box, an operator) until it expires.
 3. **Battery**: peak shaving (discharge when the cars want more than the grid gives), storing
    the PV surplus and, outside the dearest hours, the grid room the cars leave; then the
    planner's time-of-use path; within its power limits and SoC window; an unknown SoC means
@@ -33,7 +34,7 @@ from agent.control.allocation import Budget, Demand, allocate
 from agent.control.battery_policy import BatteryPolicy
 from agent.control.dwell import DwellTimes
 from agent.control.failsafe import FailSafe
-from agent.control.margin import AdaptiveMargin
+from agent.control.margin import AdaptiveMargin, RecentHigh
 from agent.control.observe import Observation, observe
 from agent.control.plan import ConnectorLimit, Plan, Reason
 from agent.control.planner import Planner
@@ -64,6 +65,7 @@ class FairStrategy:
         self.acceptance = Acceptance()
         self.rotation = Rotation()
         self.dwell = DwellTimes()
+        self._site_load = RecentHigh(site.charger_delay_s + 1.0)
         window_s = site.charger_delay_s + 2.0  # the chargers' delay and a cycle either side
         self.margin = AdaptiveMargin(site.safety_margin_kw, site.margin_floor_kw, window_s)
         self._temporary: TemporaryLimit | None = None
@@ -103,7 +105,8 @@ class FairStrategy:
             self.failsafe.cap(now_s, grid_known=False, wanted_kw=0.0)
             return self._failsafe_plan(now_s)
         limit = self.import_limit_kw(now_s)
-        non_controllable = obs.grid_kw - obs.ev_kw() + (obs.battery_kw or 0.0)
+        measured = obs.grid_kw - obs.ev_kw() + (obs.battery_kw or 0.0)
+        non_controllable = self._site_load.update(now_s, measured)
         demands = self._demands(obs, now_s)
         wanted = self._deliverable_kw(demands)
         margin_kw = self.margin.update(now_s, non_controllable)
@@ -124,7 +127,7 @@ class FairStrategy:
             exposed_kw,
             lambda: min(budget_kw - exposed_kw, self._phase_left_kw(phase_room, allocation.kw)),
         )
-        pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), non_controllable)
+        pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), measured)
         return Plan(
             MappingProxyType(limits),
             battery_kw=battery.command(battery_kw, now_s) if battery.limits else None,

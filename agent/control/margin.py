@@ -1,4 +1,7 @@
-"""The safety margin under the import limit, sized by what the site's own load actually does.
+"""The site's own load as the budget assumes it, and the safety margin kept above it.
+
+`RecentHigh` turns the derived load (grid - cars + battery, from readings of different ages)
+into one the budget can trust; `AdaptiveMargin` sizes the margin by what that load does.
 
 The margin is there for the load the agent does not control: when it rises, the chargers need
 their response delay to make room, and the grid carries the rise meanwhile. A fixed margin is
@@ -70,3 +73,36 @@ class AdaptiveMargin:
             self._largest = max(r for _, r in buckets)
         else:
             self._largest = max(self._largest, rise)
+
+
+class RecentHigh:
+    """The highest value seen within the last `window_s`: the site load the budget assumes.
+
+    The site's own load is derived (grid - cars + battery) from readings that are not taken
+    at the same moment: a meter averages its last second and answers later than the chargers.
+    While the cars ramp, that skew makes the derived load dip by hundreds of kW for a cycle;
+    believing the dip hands out power the site does not have, and with the chargers' delay
+    the import swings over the limit and back. A rise is believed at once, a fall only once
+    it has lasted the chargers' delay. The same skew makes it jump up for a cycle when the
+    cars' draw falls; a rise counts from its second cycle (the safety margin is there for the
+    load's rises within the chargers' delay), so a one-cycle jump does not cut every car.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._highs: deque[tuple[float, float]] = deque()  # (t, value), values decreasing
+        self._previous: tuple[float, float] | None = None  # (t, measured) of the last cycle
+
+    def update(self, now: float, measured: float) -> float:
+        previous, self._previous = self._previous, (now, measured)
+        if previous is None or previous[0] < now - self.window_s:  # nothing recent to confirm
+            value = measured
+        else:
+            value = min(measured, previous[1])
+        highs = self._highs
+        while highs and highs[-1][1] <= value:
+            highs.pop()
+        highs.append((now, value))
+        while highs[0][0] < now - self.window_s:
+            highs.popleft()
+        return highs[0][1]
