@@ -27,6 +27,7 @@ from agent.control.plan import ConnectorLimit, Reason
 from agent.control.site_model import ConnectorModel, Phase
 
 AC_STEP_A = 0.1  # AC limits are rounded down to this
+DC_STEP_KW = 0.1  # DC limits are rounded down to this (unless `allocate` is told otherwise)
 _EPS = 1e-9  # float slack for "fits" and "binds"; far below any rounding step
 
 # Event kinds, in the order they are handled when they fall on the same level: a car starting
@@ -87,7 +88,7 @@ def allocate(
     chargers: Mapping[str, float],
     budget: Budget,
     paused: AbstractSet[str] = frozenset(),
-    dc_step_kw: float = 0.1,
+    dc_step_kw: float = DC_STEP_KW,
 ) -> Allocation:
     """Share `budget` max-min fairly; `chargers` maps charger id to its max_kw (absent: no cap).
 
@@ -101,7 +102,7 @@ def allocate(
     values, reasons = _fill(problem)
     kw = dict.fromkeys(limits, 0.0)  # everyone not taking part gets 0
     volts = budget.voltage_v
-    round_dc = _rounder(dc_step_kw)
+    round_dc = round_down_to(dc_step_kw)
     for demand, value, reason in zip(problem.taking, values, reasons, strict=True):
         connector = demand.connector
         if connector.kind == "dc":
@@ -341,7 +342,7 @@ def _freeze(
         slope[c] = slope[c] - a * weight if movers[c] else 0.0  # exact 0: no float residue
 
 
-def _rounder(step: float) -> Callable[[float], float]:
+def round_down_to(step: float) -> Callable[[float], float]:
     """Rounds down to a multiple of step. The nudge keeps 0.3 / 0.1 = 2.999... at 3 steps;
     dividing by a whole 1 / step (10 for 0.1) gives 58.5 where multiplying by 0.1 would give
     58.500000000000001."""
@@ -355,7 +356,8 @@ def _rounder(step: float) -> Callable[[float], float]:
     return lambda value: floor(value / step + _EPS) * step
 
 
-_ROUND_AMPS = _rounder(AC_STEP_A)
+_ROUND_AMPS = round_down_to(AC_STEP_A)
+ROUND_DC_KW = round_down_to(DC_STEP_KW)
 
 
 def _ac_amps(connector: ConnectorModel, kw: float, volts: float) -> float:

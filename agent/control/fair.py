@@ -30,7 +30,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from agent.control.acceptance import Acceptance
-from agent.control.allocation import Budget, Demand, allocate
+from agent.control.allocation import ROUND_DC_KW, Budget, Demand, allocate
 from agent.control.battery_policy import BatteryPolicy
 from agent.control.dwell import DwellTimes
 from agent.control.failsafe import FailSafe
@@ -253,19 +253,16 @@ class FairStrategy:
                 wanted += target - exposure
         spare = max(budget_kw - exposed, 0.0)
         share = 1.0 if wanted <= spare else spare / wanted
-        grants: list[tuple[ConnectorModel, float, Reason]] = []
+        result: dict[str, ConnectorLimit] = {}
+        exposed_after = 0.0
         for connector, exposure, target in rows:
-            limit = limits.get(connector.device)
+            device = connector.device
+            limit = limits.get(device)
             reason = limit.reason if limit is not None else Reason.CAR
             granted = target
             if target > exposure and share < 1.0:
                 granted = exposure + (target - exposure) * share
                 reason = Reason.GRID
-            grants.append((connector, granted, reason))
-        result: dict[str, ConnectorLimit] = {}
-        exposed_after = 0.0
-        for (connector, granted, reason), (_, exposure, _) in zip(grants, rows, strict=True):
-            device = connector.device
             result[device] = self._limit(connector, granted, reason)
             self._sent(device, granted, now)
             exposed_after += max(exposure, granted)
@@ -273,7 +270,7 @@ class FairStrategy:
 
     def _limit(self, connector: ConnectorModel, kw: float, reason: Reason) -> ConnectorLimit:
         if connector.kind == "dc":
-            value = math.floor(kw * 10 + 1e-9) / 10
+            value = ROUND_DC_KW(kw)
             last = self._last_limits.get(connector.device)
             if last is not None and last.value == value and last.reason is reason:
                 return last  # most connectors keep their limit from one second to the next
