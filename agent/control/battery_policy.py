@@ -10,13 +10,13 @@ means no battery power.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
 from agent.control.observe import Observation
 from agent.control.planner import Planner
 from agent.control.site_model import SiteModel
+from agent.control.sliding import SlidingMax
 
 SOC_TAPER = 0.02  # power fades out over the last 2 % of SoC at either end of the window
 
@@ -27,7 +27,7 @@ class BatteryPolicy:
         self.planner = planner  # replanned off the control path by whoever runs the strategy
         self.limits = site.battery_limits if site.battery is not None else None
         self.wall_now: datetime | None = None  # the last grid reading's time, for replans
-        self._recent: deque[tuple[float, float]] = deque()
+        self._promised = SlidingMax(site.charger_delay_s)
         self._last_kw = 0.0
         self._cost_discharge_kw = 0.0  # the planner's discharge this cycle, in dear hours
 
@@ -103,11 +103,7 @@ class BatteryPolicy:
         a cut; so when the discharge is to fall, the battery keeps covering the old promise
         until the cars have been cut.
         """
-        recent = self._recent
-        recent.append((now, planned_kw))
-        while recent and recent[0][0] < now - self.site.charger_delay_s:
-            recent.popleft()
-        return max(kw for _, kw in recent)
+        return self._promised.update(now, planned_kw)
 
     def _planned_kw(self, obs: Observation) -> float:
         """The planner's battery power for now (+ discharge), fed with this cycle's sample."""

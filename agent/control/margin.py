@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from agent.control.sliding import SlidingMax
+
 FACTOR = 2.0
 LEARN_S = 900.0
 MEMORY_S = 86_400.0
@@ -26,8 +28,7 @@ class AdaptiveMargin:
     def __init__(self, most_kw: float, floor_kw: float | None, window_s: float) -> None:
         self.most_kw = most_kw
         self.floor_kw = None if floor_kw is None else min(floor_kw, most_kw)
-        self.window_s = window_s
-        self._lows: deque[tuple[float, float]] = deque()  # (t, load), loads increasing
+        self._negated_lows = SlidingMax(window_s)  # the lowest load is -max(-load)
         self._buckets: deque[tuple[int, float]] = deque()  # (minute, largest rise in it)
         self._largest = 0.0  # over the buckets
         self._since: float | None = None
@@ -48,14 +49,8 @@ class AdaptiveMargin:
         return self.margin_kw
 
     def _rise(self, now: float, load_kw: float) -> float:
-        """How far the load is above its lowest within the window (a monotonic deque)."""
-        lows = self._lows
-        while lows and lows[-1][1] >= load_kw:
-            lows.pop()
-        lows.append((now, load_kw))
-        while lows[0][0] < now - self.window_s:
-            lows.popleft()
-        return load_kw - lows[0][1]
+        """How far the load is above its lowest within the window."""
+        return load_kw + self._negated_lows.update(now, -load_kw)
 
     def _remember(self, now: float, rise: float) -> None:
         minute = int(now // BUCKET_S)
@@ -90,7 +85,7 @@ class RecentHigh:
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        self._highs: deque[tuple[float, float]] = deque()  # (t, value), values decreasing
+        self._highs = SlidingMax(window_s)
         self._previous: tuple[float, float] | None = None  # (t, measured) of the last cycle
 
     def update(self, now: float, measured: float) -> float:
@@ -99,10 +94,4 @@ class RecentHigh:
             value = measured
         else:
             value = min(measured, previous[1])
-        highs = self._highs
-        while highs and highs[-1][1] <= value:
-            highs.pop()
-        highs.append((now, value))
-        while highs[0][0] < now - self.window_s:
-            highs.popleft()
-        return highs[0][1]
+        return self._highs.update(now, value)
