@@ -12,14 +12,9 @@ from agent.config import TariffPeriod, TariffSection
 from agent.control.fair import FairStrategy
 from agent.control.planner import BatteryLimits as PlannerBattery
 from agent.control.planner import Planner
-from agent.control.site_model import (
-    ALL_PHASES,
-    BatteryLimits,
-    ChargerModel,
-    ConnectorModel,
-    SiteModel,
-)
+from agent.control.site_model import BatteryLimits, SiteModel
 from agent.state import Quality, Reading, Snapshot, SnapshotValue
+from tests.test_fair_strategy import dc_site
 
 MIDNIGHT = datetime(2026, 1, 5, tzinfo=UTC)
 TARIFF = TariffSection(
@@ -32,19 +27,11 @@ TARIFF = TariffSection(
 
 
 def site(chargers: int = 2, limit_kw: float = 300.0) -> SiteModel:
-    models = []
-    for index in range(1, chargers + 1):
-        charger = f"c{index:02d}"
-        connectors = tuple(
-            ConnectorModel(f"{charger}-{n}", charger, n, "dc", 120.0, ALL_PHASES, None, None)
-            for n in (1, 2)
-        )
-        models.append(ChargerModel(charger, "dc", 120.0, connectors))
-    return SiteModel(
-        name="t", import_limit_kw=limit_kw, export_limit_kw=100.0, phase_limit_a=None,
-        voltage_v=230.0, safety_margin_kw=0.0, reserve_kw=0.0, grid_meter="grid-meter",
-        chargers=tuple(models), meter_max_age_s=3.0, charger_delay_s=2.0, battery="battery",
-        inverters=("pv",), battery_limits=BatteryLimits(500.0, 500.0, 0.1, 0.95),
+    """The fair-strategy tests' DC site, with no margin or reserve, and a battery and PV."""
+    return replace(
+        dc_site(chargers, limit_kw), export_limit_kw=100.0, safety_margin_kw=0.0,
+        reserve_kw=0.0, battery="battery", inverters=("pv",),
+        battery_limits=BatteryLimits(500.0, 500.0, 0.1, 0.95),
     )  # fmt: skip
 
 
