@@ -31,7 +31,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
 from hil.devices.sdm630 import MeterValues
-from hil.devices.serving import ModbusServing, read_only_words
+from hil.devices.serving import ModbusServing, modbus_unit, read_only_words
 from hil.devices.sunspec import SimulatedSunSpecBattery
 from hil.physics import SitePhysics, StepResult
 from hil.scenario import ChargerSpec
@@ -131,8 +131,6 @@ class PhysicsConnectors(ModbusServing):
 
     def _device(self, charger: ChargerSpec, connector: int, unit: int) -> SimDevice:
         holding = [SimData(STATE, count=110, values=0, datatype=DataType.REGISTERS)]
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-        no_inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
 
         async def on_access(
             function_code: int,
@@ -153,7 +151,7 @@ class PhysicsConnectors(ModbusServing):
                 registers[offset] = words.get(start_address + offset, 0)
             return None
 
-        return SimDevice(unit, simdata=(no_bits, no_bits, holding, no_inputs), action=on_access)
+        return modbus_unit(unit, on_access, holding)
 
     def _write(
         self, charger: ChargerSpec, connector: int, address: int, values: list[int]

@@ -32,7 +32,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
-from hil.devices.serving import ModbusServing
+from hil.devices.serving import ModbusServing, modbus_unit
 
 # Readable registers (function 3).
 SERIAL_NUMBER = 0x4000  # 4 registers, byte-packed
@@ -256,12 +256,9 @@ class SimulatedTerraAc(ModbusServing):
                 ),
             ]
 
-        # pymodbus needs bit and input blocks; input registers mirror the holding layout so
-        # that function 4 reaches the access callback, which refuses it.
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-        return SimDevice(
-            self.unit_id, simdata=(no_bits, no_bits, blocks(), blocks()), action=self._on_access
-        )
+        # Input registers mirror the holding layout so that function 4 reaches the access
+        # callback, which refuses it.
+        return modbus_unit(self.unit_id, self._on_access, blocks(), blocks())
 
     async def _on_access(
         self,

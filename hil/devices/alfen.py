@@ -33,7 +33,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
-from hil.devices.serving import ModbusServing
+from hil.devices.serving import ModbusServing, modbus_unit
 
 STATION_UNIT = 200
 
@@ -343,23 +343,19 @@ class SimulatedAlfen(ModbusServing):
                 SimData(1100, count=6, values=nan, datatype=DataType.REGISTERS),
             ]
 
-        # pymodbus needs bit and input blocks; input registers mirror the holding layout so
-        # that function 4 reaches the access callback, which refuses it as the station does.
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+        # Input registers mirror the holding layout so that function 4 reaches the access
+        # callback, which refuses it as the station does.
         units = [
-            SimDevice(
+            modbus_unit(
                 unit_id,
-                simdata=(no_bits, no_bits, socket_blocks(), socket_blocks()),
-                action=functools.partial(self._socket_access, unit_id),
+                functools.partial(self._socket_access, unit_id),
+                socket_blocks(),
+                socket_blocks(),
             )
             for unit_id in range(1, len(self.sockets) + 1)
         ]
         units.append(
-            SimDevice(
-                STATION_UNIT,
-                simdata=(no_bits, no_bits, station_blocks(), station_blocks()),
-                action=self._station_access,
-            )
+            modbus_unit(STATION_UNIT, self._station_access, station_blocks(), station_blocks())
         )
         return units
 

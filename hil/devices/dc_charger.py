@@ -36,7 +36,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
-from hil.devices.serving import ModbusServing
+from hil.devices.serving import ModbusServing, modbus_unit
 
 STATE = 100
 POWER = 101  # s32, 10 W
@@ -228,8 +228,6 @@ class SimulatedDcCharger(ModbusServing):
             SimData(POWER_LIMIT, count=1, values=0, datatype=DataType.REGISTERS),
             SimData(WATCHDOG, count=1, values=0, datatype=DataType.REGISTERS, readonly=True),
         ]
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-        no_inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
 
         async def on_access(
             function_code: int,
@@ -243,9 +241,7 @@ class SimulatedDcCharger(ModbusServing):
                 connector, function_code, start_address, address, registers, set_values
             )
 
-        return SimDevice(
-            connector.unit_id, simdata=(no_bits, no_bits, holding, no_inputs), action=on_access
-        )
+        return modbus_unit(connector.unit_id, on_access, holding)
 
     async def _on_access(
         self,

@@ -25,7 +25,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
-from hil.devices.serving import ModbusServing
+from hil.devices.serving import ModbusServing, modbus_unit
 
 # Register numbers from the Huawei document (holding registers, number = wire address).
 MODEL = 30000  # STR, 15 registers
@@ -291,12 +291,7 @@ class SimulatedSun2000(ModbusServing):
             SimData(32000, count=120, values=0, datatype=DataType.REGISTERS, readonly=True),
             SimData(POWER_DERATING_PCT, count=1, values=1000, datatype=DataType.REGISTERS),
         ]
-        # pymodbus needs the other three blocks; `_on_access` refuses those functions.
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-        no_inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
-        return SimDevice(
-            self.unit_id, simdata=(no_bits, no_bits, holding, no_inputs), action=self._on_access
-        )
+        return modbus_unit(self.unit_id, self._on_access, holding)  # refuses the other blocks
 
     async def _on_access(
         self,

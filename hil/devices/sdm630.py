@@ -20,7 +20,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
-from hil.devices.serving import ModbusServing
+from hil.devices.serving import ModbusServing, modbus_unit
 
 # Register numbers from the Eastron document (3xxxx = input register, address = number - 30001).
 _INPUT_REGISTERS: dict[int, str] = {
@@ -178,11 +178,8 @@ class SimulatedSdm630(ModbusServing):
         """The pymodbus simulator device: input registers only, like the real meter's 3xxxx."""
         inputs = [SimData(0, count=_INPUT_BLOCK_REGISTERS, values=0, datatype=DataType.REGISTERS)]
         holding = [SimData(0, count=2, values=0, datatype=DataType.REGISTERS)]
-        # pymodbus needs a coil block; `_on_access` refuses coil reads as the meter does.
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-        return SimDevice(
-            self.unit_id, simdata=(no_bits, no_bits, holding, inputs), action=self._on_access
-        )
+        # `_on_access` refuses coil reads as the meter does.
+        return modbus_unit(self.unit_id, self._on_access, holding, inputs)
 
     async def _on_access(
         self,

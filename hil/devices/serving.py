@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.simulator.simdevice import SimAction
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ def read_only_words(
 ) -> SimDevice:
     """A unit that answers function 3 over [start, start + count) with `words()` of the moment."""
     holding = [SimData(start, count=count, values=0, datatype=DataType.REGISTERS)]
-    no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-    no_inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
 
     async def on_access(
         function_code: int,
@@ -83,4 +82,18 @@ def read_only_words(
             registers[offset] = now.get(start_address + offset, 0)
         return None
 
-    return SimDevice(unit, simdata=(no_bits, no_bits, holding, no_inputs), action=on_access)
+    return modbus_unit(unit, on_access, holding)
+
+
+def modbus_unit(
+    unit: int, action: SimAction, holding: list[SimData], inputs: list[SimData] | None = None
+) -> SimDevice:
+    """A simulated unit with holding (and input) registers and no coils or discrete inputs.
+
+    pymodbus wants all four blocks: the bit blocks (and, without `inputs`, the input-register
+    block) are one placeholder each, for `action` to refuse as the real device does.
+    """
+    no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+    if inputs is None:
+        inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
+    return SimDevice(unit, simdata=(no_bits, no_bits, holding, inputs), action=action)

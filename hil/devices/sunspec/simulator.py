@@ -9,7 +9,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hil.devices.faults import FaultSwitch
-from hil.devices.serving import ModbusServing
+from hil.devices.serving import ModbusServing, modbus_unit
 from hil.devices.sunspec.image import Clock, SunSpecImage
 
 _Apply = Callable[[float, float], None]  # (value written, now)
@@ -71,11 +71,7 @@ class SunSpecSimulator(ModbusServing):
         holding = [
             SimData(self.image.base, count=self.image.size, values=0, datatype=DataType.REGISTERS)
         ]
-        inputs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
-        no_bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
-        return SimDevice(
-            self.unit_id, simdata=(no_bits, no_bits, holding, inputs), action=self._on_access
-        )
+        return modbus_unit(self.unit_id, self._on_access, holding)
 
     async def _on_access(
         self,
