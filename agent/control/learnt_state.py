@@ -18,6 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from agent.control.dwell import DwellTimes
 from agent.control.planner import Planner
@@ -76,12 +77,12 @@ def save_state(path: Path, state: LearntState) -> None:
     os.replace(temporary, path)
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_stay(value: object) -> bool:
-    return _number(value) and isinstance(value, int | float) and 0 < value <= LONGEST_STAY_S
+    return _number(value) and 0 < value <= LONGEST_STAY_S
 
 
 def _is_bin(value: object) -> bool:
