@@ -148,3 +148,25 @@ def test_a_dead_or_cold_bms_takes_the_battery_out() -> None:
     cold = {**BMS, "cell_temperature_min": -3.0}
     assert run(strategy(site()), wall, 50.0, 250.0, {}, bms=cold)[-1] == 0.0
     assert run(strategy(site()), wall, 50.0, 250.0, {}, bms=BMS)[-1] == -80.0
+
+
+class ChargingPlanner(Planner):
+    """A planner whose path says: charge 200 kW now, and for whom storing never pays."""
+
+    def planned_kw(self, now: datetime) -> float | None:
+        return -200.0
+
+    def storing_pays(self, now: datetime) -> bool:
+        return False
+
+
+def test_a_planned_charge_takes_only_what_the_cars_leave() -> None:
+    model = site(chargers=3, limit_kw=300.0)
+    battery = PlannerBattery(1000.0, 0.5, 0.1, 0.95, 500.0, 500.0)
+    planner = ChargingPlanner(battery, TARIFF, model.import_limit_kw, 100.0)
+    # The cars want 240 kW of the 300: the plan's 200 kW charge gets the 60 they leave.
+    takes = {"c01-1": 120.0, "c02-1": 120.0}
+    assert run(FairStrategy(model, planner), MIDNIGHT, 0.0, 0.0, takes)[-1] == -60.0
+    # Three cars on three chargers want 360 kW: no charging, the battery shaves the 60 over.
+    takes["c03-1"] = 120.0
+    assert run(FairStrategy(model, planner), MIDNIGHT, 0.0, 0.0, takes)[-1] == 60.0

@@ -10,6 +10,7 @@ means no battery power.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 
@@ -30,6 +31,7 @@ class BatteryPolicy:
         self._promised = SlidingMax(site.charger_delay_s)
         self._last_kw = 0.0
         self._cost_discharge_kw = 0.0  # the planner's discharge this cycle, in dear hours
+        self._planned_charge_kw = 0.0  # the planner's charge this cycle
 
     def first_cut(
         self, obs: Observation, grid_room: float, wanted: float, non_controllable: float
@@ -39,15 +41,16 @@ class BatteryPolicy:
             return 0.0
         max_out, max_in = self.window(obs)
         planned = self._planned_kw(obs)
+        self._planned_charge_kw = max(-planned, 0.0)  # from the grid: once the cars are served
         shave = wanted - grid_room
         self._cost_discharge_kw = 0.0 if self.storing_pays(obs) else max(planned, 0.0)
         if shave > 0:
             return min(max(shave, planned), max_out)
         surplus = -non_controllable - wanted  # PV the site and the cars do not use
-        room = grid_room - wanted  # import the cars leave
-        charge = max(surplus, -planned)
-        if charge > 0:
-            return -min(charge, room, max_in)
+        if surplus > 0:
+            return -min(surplus, grid_room - wanted, max_in)
+        if planned <= 0:
+            return 0.0  # a planned charge waits for the cars' shares (`settle`)
         site_draw = non_controllable + obs.ev_kw()
         return min(planned, max_out, max(site_draw, 0.0))
 
@@ -72,9 +75,17 @@ class BatteryPolicy:
             # they were estimated to want: the rest would only push the import down. (With a
             # phase limit the phases' room counted on all of it: it stays.)
             return min(battery_kw, max(exposed_kw - grid_room, self._cost_discharge_kw))
+        # Storing from the grid takes only the room the cars' limits leave (on every phase):
+        # all of it while storing pays, else what the planner asks for.
         if self.storing_pays(obs):
-            return battery_kw - max(min(room_left_kw(), self.window(obs)[1] + battery_kw), 0.0)
-        return battery_kw
+            wanted = math.inf
+        elif battery_kw <= 0:
+            wanted = self._planned_charge_kw + battery_kw
+        else:
+            return battery_kw
+        if wanted <= 0:
+            return battery_kw
+        return battery_kw - max(min(room_left_kw(), self.window(obs)[1] + battery_kw, wanted), 0.0)
 
     def window(self, obs: Observation) -> tuple[float, float]:
         """(most discharge, most charge) in kW now; (0, 0) without a battery or its SoC.
