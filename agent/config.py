@@ -180,6 +180,11 @@ class ControlSection(_Section):
         le=30,
         description="how long chargers take to follow a new limit; raises wait for cuts",
     )
+    defer_to_cheaper_hours: bool = Field(
+        default=True,
+        description="hold back cars that the site's history says stay long enough to charge "
+        "in a cheaper tariff period (never a car that might leave short)",
+    )
     state_file: Path | None = Field(
         default=Path("/var/lib/edge-agent/control-state.json"),
         description="what the controller has learnt (stays, load history), kept across restarts",

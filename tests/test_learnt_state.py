@@ -23,6 +23,7 @@ from agent.control.learnt_state import (
     save_state,
 )
 from agent.control.planner import BatteryLimits, Planner
+from agent.control.stays import Stay, StayLog
 
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -46,7 +47,9 @@ def planner() -> Planner:
 def test_state_round_trips_and_a_first_start_has_none(tmp_path: Path) -> None:
     path = tmp_path / "control-state.json"
     assert load_state(path) == LearntState()
-    state = LearntState([1200.0, 1800.5], [(1900000, 500.0, 20.0, 5)])
+    state = LearntState(
+        [1200.0, 1800.5], [(1900000, 500.0, 20.0, 5)], [Stay(30_600.0, 28_800.0, 21.5)]
+    )
     save_state(path, state)
     assert load_state(path) == state
     assert not (tmp_path / "control-state.json.tmp").exists()  # written, then renamed
@@ -63,6 +66,9 @@ def test_state_round_trips_and_a_first_start_has_none(tmp_path: Path) -> None:
         ('{"version": 1, "stays_s": "1200"}', "stays_s must be"),
         ('{"version": 1, "load_bins": [[1, 2.0, 3.0]]}', "load_bins must be"),
         ('{"version": 1, "load_bins": [[1, 2.0, 3.0, 0]]}', "load_bins must be"),
+        ('{"version": 1, "arrivals": [[30600, 28800]]}', "arrivals must be"),
+        ('{"version": 1, "arrivals": [[86400, 28800, 20.0]]}', "arrivals must be"),
+        ('{"version": 1, "arrivals": [[30600, 28800, -1.0]]}', "arrivals must be"),
     ],
 )
 def test_a_broken_state_file_is_refused_with_a_reason(
@@ -132,3 +138,22 @@ async def test_an_unwritable_state_file_is_logged_not_raised(
         await asyncio.sleep(0.2)
     assert keeper.saves == 0
     assert "could not save the learnt state" in caplog.text
+
+
+def test_the_stays_by_time_of_day_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "control-state.json"
+    before = StayLog()
+    before.restore([Stay(30_600.0, 28_800.0, 21.5), Stay(68_400.0, 41_000.0, 18.25)])
+    save_state(path, StateKeeper(path, None, None, before).current())
+    restarted = StayLog()
+    StateKeeper(path, None, None, restarted).restore()
+    assert restarted.stays() == before.stays()
+    similar = restarted.similar(30_000.0, 0.0)
+    assert similar is not None
+    assert similar.durations == (28_800.0,)
+
+
+def test_a_file_from_before_the_stays_by_time_of_day_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "control-state.json"
+    path.write_text('{"version": 1, "stays_s": [1200, 1500], "load_bins": []}')
+    assert load_state(path) == LearntState([1200.0, 1500.0], [], [])

@@ -14,10 +14,12 @@ Each cycle:
    the PV surplus and, outside the dearest hours, the grid room the cars leave; then the
    planner's time-of-use path; within its power limits and SoC window; an unknown SoC means
    no battery power.
-4. **Allocate** (`allocation.py`): weighted max-min fair water-filling over the cars' real
+4. **Defer** (`deferral.py`): with a time-of-use tariff, cars the site's history says will
+   stay long enough wait for the cheaper hours (reason TARIFF).
+5. **Allocate** (`allocation.py`): weighted max-min fair water-filling over the cars' real
    acceptance (`acceptance.py`), under connector, charger, phase and site limits; AC minimum
    currents with rotation of who pauses (`rotation.py`).
-5. **Guard** (`ramp_guard.py`): cuts go out at once, raises only from what the cuts have freed
+6. **Guard** (`ramp_guard.py`): cuts go out at once, raises only from what the cuts have freed
    once the chargers' delay has passed.
 """
 
@@ -28,20 +30,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
 from agent.control.acceptance import Acceptance
-from agent.control.allocation import ROUND_DC_KW, Budget, Demand, allocate
+from agent.control.allocation import ROUND_DC_KW, Allocation, Budget, Demand, allocate
 from agent.control.battery_policy import BatteryPolicy
+from agent.control.deferral import SITE, Deferral, WaitingCar
 from agent.control.dwell import DwellTimes
 from agent.control.failsafe import FailSafe
 from agent.control.margin import AdaptiveMargin, RecentHigh
 from agent.control.observe import Observation, observe
 from agent.control.plan import ConnectorLimit, Plan, Reason
-from agent.control.planner import Planner
+from agent.control.planner import Planner, minute_prices
 from agent.control.ramp_guard import RampGuard
 from agent.control.rotation import Rotation
 from agent.control.site_model import ALL_PHASES, ConnectorModel, Phase, SiteModel
 from agent.control.static import charging_budget_kw, static_plan
+from agent.control.stays import StayLog, day_seconds
 from agent.state import Snapshot
 
 
@@ -65,6 +70,14 @@ class FairStrategy:
         self.acceptance = Acceptance()
         self.rotation = Rotation()
         self.dwell = DwellTimes()
+        self.stays = StayLog()
+        tariff = site.tariff
+        self._zone = ZoneInfo(tariff.timezone if tariff is not None else "UTC")
+        self.deferral = (
+            Deferral(minute_prices(tariff), self._zone, self.stays)
+            if tariff is not None and site.defer_to_cheaper_hours
+            else None
+        )
         self._site_load = RecentHigh(site.charger_delay_s + 1.0)
         window_s = site.charger_delay_s + 2.0  # the chargers' delay and a cycle either side
         self.margin = AdaptiveMargin(site.safety_margin_kw, site.margin_floor_kw, window_s)
@@ -108,6 +121,10 @@ class FairStrategy:
         measured = obs.grid_kw - obs.ev_kw() + (obs.battery_kw or 0.0)
         non_controllable = self._site_load.update(now_s, measured)
         demands = self._demands(obs, now_s)
+        waiting = self._waiting(demands, obs, now_s, limit, non_controllable)
+        held = [d for d in demands if d.connector.device in waiting]
+        if waiting:
+            demands = [d for d in demands if d.connector.device not in waiting]
         wanted = self._deliverable_kw(demands)
         margin_kw = self.margin.update(now_s, non_controllable)
         grid_room = limit - margin_kw - non_controllable
@@ -119,7 +136,13 @@ class FairStrategy:
         budget = Budget(max(budget_kw, 0.0), phase_room, self.site.voltage_v)
         paused = self._paused(demands, budget, now_s)
         allocation = allocate(demands, self._chargers, budget, paused)
-        limits, exposed_kw = self._guarded(allocation.limits, allocation.kw, budget_kw, now_s)
+        if held:
+            spare_pv = -non_controllable - allocation.total_kw + min(battery_kw, 0.0)
+            spare_kw = min(spare_pv, budget_kw - allocation.total_kw)
+            allocation = self._with_spare_pv(allocation, held, spare_kw, phase_room)
+        limits, exposed_kw = self._guarded(
+            allocation.limits, allocation.kw, budget_kw, now_s, waiting
+        )
         battery_kw = battery.settle(
             obs,
             battery_kw,
@@ -157,11 +180,15 @@ class FairStrategy:
     def _demands(self, obs: Observation, now: float) -> list[Demand]:
         demands = []
         dwell = self.dwell
+        stays = self.stays
+        day_s = None if obs.at is None else day_seconds(obs.at, self._zone)
         for connector in self._connectors:
             view = obs.connectors[connector.device]
             plugged_in = view.plugged_in
             if plugged_in is not None:
                 dwell.update(connector.device, plugged_in, now)
+                if day_s is not None:
+                    stays.update(connector.device, plugged_in, view.power_kw or 0.0, now, day_s)
             if not view.wants_power:
                 if connector.device in self._active:
                     self._active.discard(connector.device)
@@ -169,9 +196,64 @@ class FairStrategy:
                 continue
             self._active.add(connector.device)
             wants = self.acceptance.wants_kw(connector.device, connector.max_kw, view.power_kw, now)
-            weight = connector.weight * dwell.weight(connector.device, now)
+            visit = stays.visit(connector.device)
+            similar = None if visit is None else stays.similar(visit.arrived_s, now)
+            weight = connector.weight * dwell.weight(connector.device, now, similar)
             demands.append(Demand(connector, wants, weight))
         return demands
+
+    def _waiting(
+        self,
+        demands: list[Demand],
+        obs: Observation,
+        now: float,
+        limit_kw: float,
+        site_load_kw: float,
+    ) -> frozenset[str]:
+        """The cars that wait for cheaper hours (charging only from PV nothing else takes)."""
+        deferral = self.deferral
+        if deferral is None or obs.at is None or not demands:
+            return frozenset()
+        cars = [
+            WaitingCar(d.connector.device, d.connector.max_kw, d.connector.phases) for d in demands
+        ]
+        room = {SITE: limit_kw - site_load_kw}
+        if self.site.phase_limit_a is not None:
+            volts = self.site.voltage_v
+            phase_room = self._phase_room(obs, obs.battery_kw or 0.0, 0.0)
+            room.update({phase: amps * volts / 1000 for phase, amps in phase_room.items()})
+        return deferral.waiting(cars, now, obs.at, room)
+
+    def _with_spare_pv(
+        self,
+        allocation: Allocation,
+        held: list[Demand],
+        spare_kw: float,
+        phase_room: Mapping[Phase, float],
+    ) -> Allocation:
+        """The cars waiting for cheaper hours share the PV the site, the others and the battery
+        leave (it would be exported): all with reason TARIFF."""
+        limits = dict(allocation.limits)
+        kw = dict(allocation.kw)
+        if spare_kw > 0:
+            used: dict[str, float] = {}
+            for device, power in kw.items():
+                charger = self._by_device[device].charger
+                used[charger] = used.get(charger, 0.0) + power
+            chargers = {c: m - used.get(c, 0.0) for c, m in self._chargers.items()}
+            budget = Budget(spare_kw, self._phase_left_a(phase_room, kw), self.site.voltage_v)
+            extra = allocate(held, chargers, budget)
+            limits.update(extra.limits)
+            kw.update(extra.kw)
+        for demand in held:
+            device = demand.connector.device
+            limit = limits.get(device)
+            if limit is None:
+                limit = ConnectorLimit(
+                    0.0, "A" if demand.connector.kind == "ac" else "kW", Reason.TARIFF
+                )
+            limits[device] = ConnectorLimit(limit.value, limit.unit, Reason.TARIFF)
+        return Allocation(limits, kw, sum(kw.values()))
 
     def _deliverable_kw(self, demands: list[Demand]) -> float:
         """What the cars want, as far as their chargers can deliver it: two cars on one 120 kW
@@ -188,14 +270,21 @@ class FairStrategy:
         """The balanced three-phase power the phases still carry after the cars' shares."""
         if self.site.phase_limit_a is None:
             return math.inf
+        left = self._phase_left_a(phase_room, kw)
+        return max(3 * self.site.voltage_v * min(left.values()) / 1000, 0.0)
+
+    def _phase_left_a(
+        self, phase_room: Mapping[Phase, float], kw: Mapping[str, float]
+    ) -> dict[Phase, float]:
+        """The amps each phase still carries after the cars' shares."""
         volts = self.site.voltage_v
         left = dict(phase_room)
         for device, power in kw.items():
             connector = self._by_device[device]
             amps = power * 1000 / (volts * len(connector.phases))
             for phase in connector.phases:
-                left[phase] -= amps
-        return max(3 * volts * min(left.values()) / 1000, 0.0)
+                left[phase] = max(left[phase] - amps, 0.0)
+        return left
 
     def _phase_room(
         self, obs: Observation, battery_kw: float, margin_kw: float
@@ -235,6 +324,7 @@ class FairStrategy:
         kw: Mapping[str, float],
         budget_kw: float,
         now: float,
+        waiting: frozenset[str],
     ) -> tuple[dict[str, ConnectorLimit], float]:
         """Cuts at once; raises only from the budget the exposures leave, fairly split.
 
@@ -258,7 +348,10 @@ class FairStrategy:
         for connector, exposure, target in rows:
             device = connector.device
             limit = limits.get(device)
-            reason = limit.reason if limit is not None else Reason.CAR
+            if limit is not None:
+                reason = limit.reason
+            else:
+                reason = Reason.TARIFF if device in waiting else Reason.CAR
             granted = target
             if target > exposure and share < 1.0:
                 granted = exposure + (target - exposure) * share

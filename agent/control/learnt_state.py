@@ -22,6 +22,7 @@ from typing import TypeGuard
 
 from agent.control.dwell import DwellTimes
 from agent.control.planner import Planner
+from agent.control.stays import Stay, StayLog
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ SAVE_S = 900.0
 LONGEST_STAY_S = 7 * 86_400.0  # a "stay" longer than a week is a car left behind, not data
 
 Bin = tuple[int, float, float, int]  # (15-minute bin index, load sum, PV sum, samples)
+DAY_S = 86_400.0
 
 
 class LearntStateError(Exception):
@@ -40,6 +42,7 @@ class LearntStateError(Exception):
 class LearntState:
     stays_s: list[float] = field(default_factory=list)
     load_bins: list[Bin] = field(default_factory=list)
+    arrivals: list[Stay] = field(default_factory=list)  # stays with their time of day, energy
 
 
 def load_state(path: Path) -> LearntState:
@@ -64,14 +67,27 @@ def load_state(path: Path) -> LearntState:
         raise LearntStateError(
             f"{path}: load_bins must be a list of [bin, load sum, PV sum, samples]"
         )
+    arrivals = data.get("arrivals", [])  # absent in files written before deferral
+    if not isinstance(arrivals, list) or not all(_is_arrival(a) for a in arrivals):
+        raise LearntStateError(f"{path}: arrivals must be a list of [time of day s, stay s, kWh]")
     return LearntState(
-        [float(s) for s in stays], [(int(i), float(ld), float(pv), int(n)) for i, ld, pv, n in bins]
+        [float(s) for s in stays],
+        [(int(i), float(ld), float(pv), int(n)) for i, ld, pv, n in bins],
+        [Stay(float(day_s), float(stay), float(kwh)) for day_s, stay, kwh in arrivals],
     )
 
 
 def save_state(path: Path, state: LearntState) -> None:
     """Write atomically: a crash mid-write leaves the old file, never half a new one."""
-    data = {"version": VERSION, "stays_s": state.stays_s, "load_bins": state.load_bins}
+    data = {
+        "version": VERSION,
+        "stays_s": state.stays_s,
+        "load_bins": state.load_bins,
+        "arrivals": [
+            [round(a.arrived_s, 1), round(a.stay_s, 1), round(a.energy_kwh, 3)]
+            for a in state.arrivals
+        ],
+    }
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")
     os.replace(temporary, path)
@@ -85,6 +101,13 @@ def _is_stay(value: object) -> bool:
     return _number(value) and 0 < value <= LONGEST_STAY_S
 
 
+def _is_arrival(value: object) -> bool:
+    if not isinstance(value, list) or len(value) != 3 or not all(_number(v) for v in value):
+        return False
+    day_s, stay_s, kwh = value
+    return 0 <= day_s < DAY_S and _is_stay(stay_s) and kwh >= 0
+
+
 def _is_bin(value: object) -> bool:
     if not isinstance(value, list) or len(value) != 4 or not all(_number(v) for v in value):
         return False
@@ -95,10 +118,17 @@ def _is_bin(value: object) -> bool:
 class StateKeeper:
     """Restores what a strategy learns at start and saves it as it changes."""
 
-    def __init__(self, path: Path, dwell: DwellTimes | None, planner: Planner | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dwell: DwellTimes | None,
+        planner: Planner | None,
+        stays: StayLog | None = None,
+    ) -> None:
         self.path = path
         self.dwell = dwell
         self.planner = planner
+        self.stays = stays
         self.saves = 0
         self._saved: LearntState | None = None
         self._due_at: float | None = None
@@ -114,6 +144,8 @@ class StateKeeper:
             self.dwell.restore(state.stays_s)
         if self.planner is not None:
             self.planner.restore_history(state.load_bins)
+        if self.stays is not None:
+            self.stays.restore(state.arrivals)
         self._saved = state  # what the disk holds
         if state.stays_s or state.load_bins:
             log.info(
@@ -127,6 +159,7 @@ class StateKeeper:
         return LearntState(
             self.dwell.stays_s() if self.dwell is not None else [],
             self.planner.history_bins() if self.planner is not None else [],
+            self.stays.stays() if self.stays is not None else [],
         )
 
     def tick(self, now: float) -> None:
@@ -149,3 +182,19 @@ class StateKeeper:
             self.saves += 1
         except OSError as exc:  # a full or read-only disk must not stop the controller
             log.warning("could not save the learnt state to %s: %s", self.path, exc)
+
+
+def state_keeper(strategy: object, path: Path | None, restore: bool = True) -> StateKeeper | None:
+    """What a strategy learns (stays, the planner's history), restored now and kept from here."""
+    dwell = getattr(strategy, "dwell", None)
+    planner = getattr(strategy, "planner", None)
+    stays = getattr(strategy, "stays", None)
+    dwell = dwell if isinstance(dwell, DwellTimes) else None
+    planner = planner if isinstance(planner, Planner) else None
+    stays = stays if isinstance(stays, StayLog) else None
+    if path is None or (dwell is None and planner is None and stays is None):
+        return None
+    keeper = StateKeeper(path, dwell, planner, stays)
+    if restore:
+        keeper.restore()
+    return keeper

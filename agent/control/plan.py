@@ -21,6 +21,7 @@ class Reason(StrEnum):
     CAR = "car"  # the car takes no more
     ROTATION = "rotation"  # paused so that others get their minimum
     FAILSAFE = "failsafe"  # inputs unknown: the safe budget applies
+    TARIFF = "tariff"  # waits for a cheaper tariff period it will still be plugged in for
 
 
 @dataclass(frozen=True, slots=True)

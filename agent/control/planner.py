@@ -158,7 +158,7 @@ def tariff_prices(
     if not tariff.periods:
         return [0.0] * steps
     zone = ZoneInfo(tariff.timezone)
-    by_minute = _minute_prices(tariff)
+    by_minute = minute_prices(tariff)
     minutes = max(1, step_s // 60)
     prices = []
     for step in range(steps):
@@ -173,7 +173,8 @@ def tariff_prices(
     return prices
 
 
-def _minute_prices(tariff: TariffSection) -> list[float | None]:
+def minute_prices(tariff: TariffSection) -> list[float | None]:
+    """The import price of each minute of a local day; None where no period covers it."""
     by_minute: list[float | None] = [None] * 1440
     for period in tariff.periods:
         start, end = period.start_minute, period.end_minute
@@ -418,7 +419,7 @@ class Planner:
         self.terminal_soc = terminal_soc
         self._lock = threading.Lock()
         self._zone = ZoneInfo(tariff.timezone)
-        self._minute_price = _minute_prices(tariff)
+        self._minute_price = minute_prices(tariff)
         self._dearest = max((p for p in self._minute_price if p is not None), default=0.0)
         self._attempted: int | None = None  # the step slot of the last replan started
         self._latest: tuple[BatteryPlan, datetime] | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, TariffSection
 from agent.control.bms import LFP_TEMPERATURES, TemperatureWindow
 
 Phase = Literal["L1", "L2", "L3"]
@@ -73,6 +73,8 @@ class SiteModel:
     margin_floor_kw: float | None = None  # with it, the margin adapts down to this
     limit_signal: str | None = None  # a device whose import_limit (W) is in force
     limit_signal_hold_s: float = 900.0  # the last signalled limit holds this long when unknown
+    tariff: TariffSection | None = None  # import prices, if the site has a time-of-use tariff
+    defer_to_cheaper_hours: bool = True  # cars that stay long enough wait for cheaper hours
 
     @property
     def connectors(self) -> tuple[ConnectorModel, ...]:
@@ -120,6 +122,8 @@ class SiteModel:
             margin_floor_kw=config.control.margin_floor_kw,
             limit_signal=site.limit_signal,
             limit_signal_hold_s=site.limit_signal_hold_s,
+            tariff=config.tariff if config.tariff.periods else None,
+            defer_to_cheaper_hours=config.control.defer_to_cheaper_hours,
             battery_limits=None
             if config.battery is None
             else BatteryLimits(

@@ -14,8 +14,7 @@ from datetime import datetime
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.battery_actuator import BatteryActuator
-from agent.control.dwell import DwellTimes
-from agent.control.learnt_state import StateKeeper
+from agent.control.learnt_state import StateKeeper, state_keeper
 from agent.control.plan import Plan
 from agent.control.planner import Planner, PlannerError, planner_for
 from agent.control.pv_actuator import PvActuator
@@ -127,22 +126,8 @@ def build_controller(config: AgentConfig, workers: Sequence[BusWorker]) -> Contr
         Actuator(targets),
         _battery_actuator(site, by_device),
         _pv_actuator(site, by_device),
-        _state_keeper(config, strategy),
+        state_keeper(strategy, config.control.state_file),
     )
-
-
-def _state_keeper(config: AgentConfig, strategy: Strategy) -> StateKeeper | None:
-    """What a strategy learns (stays, the planner's history), restored now and kept from here."""
-    dwell = getattr(strategy, "dwell", None)
-    planner = getattr(strategy, "planner", None)
-    path = config.control.state_file
-    dwell = dwell if isinstance(dwell, DwellTimes) else None
-    planner = planner if isinstance(planner, Planner) else None
-    if path is None or (dwell is None and planner is None):
-        return None
-    keeper = StateKeeper(path, dwell, planner)
-    keeper.restore()
-    return keeper
 
 
 def _pv_actuator(

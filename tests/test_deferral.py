@@ -1,0 +1,195 @@
+"""Deferral: cars the history says will stay wait for the cheaper hours; no other car waits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+from agent.config import TariffPeriod, TariffSection
+from agent.control.deferral import SITE, Deferral, WaitingCar
+from agent.control.fair import FairStrategy
+from agent.control.plan import Reason
+from agent.control.planner import minute_prices
+from agent.control.site_model import ALL_PHASES, ChargerModel, ConnectorModel, SiteModel
+from agent.control.stays import Stay, StayLog
+from agent.state import Quality, Reading, Snapshot, SnapshotValue
+
+ZONE = ZoneInfo("Europe/Berlin")
+MIDNIGHT = datetime(2025, 7, 15, tzinfo=ZONE)
+HOUR = 3600.0
+TARIFF = TariffSection(
+    timezone="Europe/Berlin",
+    periods=[
+        TariffPeriod(name="valley", start="00:00", end="08:00", price=0.18),
+        TariffPeriod(name="peak", start="08:00", end="11:00", price=0.38),
+        TariffPeriod(name="flat", start="11:00", end="17:00", price=0.27),
+        TariffPeriod(name="peak", start="17:00", end="22:00", price=0.38),
+        TariffPeriod(name="valley", start="22:00", end="24:00", price=0.18),
+    ],
+)
+# a week of commuters: plugged in around 08:30, gone after 8-9 h, 10-28 kWh
+COMMUTERS = [
+    Stay(8.5 * HOUR + 60 * i, 8 * HOUR + 900 * i, 10.0 + 3 * i) for i in range(7)
+] * 5  # fmt: skip
+
+
+def deferral(stays: list[Stay]) -> Deferral:
+    found = Deferral(minute_prices(TARIFF), ZONE, StayLog())
+    found.stays.restore(stays)
+    return found
+
+
+def plug_in(found: Deferral, device: str, at_h: float) -> None:
+    """A car plugged in at `at_h` o'clock (monotonic seconds = seconds since midnight)."""
+    now = at_h * HOUR
+    found.stays.update(device, True, 0.0, now, now)
+
+
+def at(hours: float) -> datetime:
+    return MIDNIGHT + timedelta(hours=hours)
+
+
+CAR = [WaitingCar("w1", 7.4)]
+
+
+def test_the_log_keeps_arrival_time_stay_and_energy() -> None:
+    log = StayLog()
+    log.update("w1", True, 0.0, 100.0, 8 * HOUR)
+    log.update("w1", True, 7.2, 3700.0, 9 * HOUR)  # an hour at 7.2 kW
+    log.update("w1", False, 0.0, 7300.0, 10 * HOUR)
+    assert log.stays() == [Stay(8 * HOUR, 7200.0, 7.2)]
+    similar = log.similar(8.4 * HOUR, 7300.0)
+    assert similar is not None
+    assert similar.durations == (7200.0,)
+    assert log.similar(20 * HOUR, 7300.0) == log.similar(5 * HOUR, 7300.0)  # none alike: empty
+    assert log.visit("w1") is None
+
+
+def test_a_commuter_in_the_morning_peak_waits_for_the_flat_hours() -> None:
+    found = deferral(COMMUTERS)
+    plug_in(found, "w1", 8.6)
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == {"w1"}
+    # released when the flat price starts
+    assert found.waiting(CAR, 11.01 * HOUR, at(11.01), {SITE: 40.0}) == frozenset()
+
+
+def test_no_history_or_short_stays_means_no_waiting() -> None:
+    assert deferral([]).waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == frozenset()
+    taxis = [Stay(8.5 * HOUR + 60 * i, 1800.0, 30.0) for i in range(40)]
+    found = deferral(taxis)
+    plug_in(found, "w1", 8.6)
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == frozenset()
+    found = deferral(COMMUTERS[:4])  # too few alike
+    plug_in(found, "w1", 8.6)
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == frozenset()
+
+
+def test_a_car_arriving_at_another_time_of_day_is_not_judged_by_commuters() -> None:
+    found = deferral(COMMUTERS)
+    plug_in(found, "w1", 18.5)  # evening: nobody seen arriving then
+    assert found.waiting(CAR, 18.6 * HOUR, at(18.6), {SITE: 40.0}) == frozenset()
+
+
+def test_a_car_that_could_not_get_its_energy_later_is_not_held() -> None:
+    heavy = [Stay(s.arrived_s, s.stay_s, 60.0) for s in COMMUTERS]  # 60 kWh at 5.5 kW: 11 h
+    found = deferral(heavy)
+    plug_in(found, "w1", 8.6)
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == frozenset()
+
+
+def test_nothing_cheaper_ahead_means_no_waiting() -> None:
+    found = deferral([Stay(7.0 * HOUR + 60 * i, 3 * HOUR, 10.0) for i in range(10)])
+    plug_in(found, "w1", 7.0)  # valley now: the flat and peak hours ahead are dearer
+    assert found.waiting(CAR, 7.1 * HOUR, at(7.1), {SITE: 40.0}) == frozenset()
+
+
+def test_only_as_many_cars_wait_as_the_cheaper_hours_can_serve() -> None:
+    found = deferral(COMMUTERS)
+    cars = [WaitingCar(f"w{i}", 7.4) for i in range(10)]
+    for index, car in enumerate(cars):
+        plug_in(found, car.device, 8.5 + index / 100)
+    # 4 kW of room for ~5 h: room for one typical 19 kWh car at 80 %, the first one in
+    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 5.0}) == {"w0"}
+    assert len(found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 50.0})) == 10  # 190 of 220 kWh
+
+
+def test_cheaper_in_s_finds_the_next_cheaper_period() -> None:
+    found = deferral([])
+    assert found.cheaper_in_s(9 * HOUR, 24 * HOUR) == 2 * HOUR
+    assert found.cheaper_in_s(9 * HOUR, HOUR) is None  # not within the hour asked about
+    assert found.cheaper_in_s(19 * HOUR + 30, 24 * HOUR) == 3 * HOUR - 30
+    assert found.cheaper_in_s(23 * HOUR, 24 * HOUR) is None  # the valley is the cheapest
+
+
+def ac_site() -> SiteModel:
+    connector = ConnectorModel("w1", "w1", 1, "ac", 11.0, ALL_PHASES, 6.0, 16.0)
+    return SiteModel(
+        name="t", import_limit_kw=43.0, export_limit_kw=0.0, phase_limit_a=63.0,
+        voltage_v=230.0, safety_margin_kw=0.5, reserve_kw=10.0, grid_meter="grid-meter",
+        chargers=(ChargerModel("w1", "ac", 11.0, (connector,)),), charger_delay_s=5.0,
+        tariff=TARIFF,
+    )  # fmt: skip
+
+
+def snapshot(hours: float, site_load_kw: float, car_kw: float) -> Snapshot:
+    now = hours * HOUR
+    wall = at(hours)
+    values = {}
+
+    def put(device: str, quantity: str, value: float) -> None:
+        values[(device, quantity)] = SnapshotValue(
+            Reading(device, quantity, value, now, wall), 0.0, Quality.GOOD
+        )
+
+    grid_kw = site_load_kw + car_kw
+    put("grid-meter", "power", grid_kw * 1000)
+    for phase in ("l1", "l2", "l3"):
+        put("grid-meter", f"current_{phase}", grid_kw * 1000 / 690)
+    put("w1", "power", car_kw * 1000)
+    put("w1", "charging_state", 2.0 if car_kw > 0 else 1.0)
+    return Snapshot(now, MappingProxyType(values), MappingProxyType({}))
+
+
+def test_the_strategy_holds_a_commuter_at_zero_with_reason_tariff_then_charges_it() -> None:
+    strategy = FairStrategy(ac_site())
+    assert strategy.deferral is not None
+    strategy.stays.restore(COMMUTERS)
+    for second in range(30):
+        plan = strategy.step(snapshot(8.6 + second / HOUR, 10.0, 0.0), 8.6 * HOUR + second)
+    assert plan.connectors["w1"].value == 0.0
+    assert plan.connectors["w1"].reason is Reason.TARIFF
+    for second in range(30):
+        plan = strategy.step(snapshot(11.0 + second / HOUR, 10.0, 0.0), 11.0 * HOUR + second)
+    assert plan.connectors["w1"].value >= 6.0  # offered (a car that draws nothing: its minimum)
+    assert plan.connectors["w1"].reason is not Reason.TARIFF
+
+
+def test_a_waiting_commuter_charges_from_the_pv_the_site_would_export() -> None:
+    strategy = FairStrategy(ac_site())
+    strategy.stays.restore(COMMUTERS)
+    for second in range(30):  # the site exports 5 kW of PV: about 7.2 A on three phases
+        plan = strategy.step(snapshot(8.6 + second / HOUR, -5.0, 0.0), 8.6 * HOUR + second)
+    assert 6.0 <= plan.connectors["w1"].value <= 7.3
+    assert plan.connectors["w1"].reason is Reason.TARIFF
+
+
+def test_a_site_without_a_tariff_or_with_deferral_off_never_defers() -> None:
+    assert FairStrategy(replace(ac_site(), tariff=None)).deferral is None
+    assert FairStrategy(replace(ac_site(), defer_to_cheaper_hours=False)).deferral is None
+
+
+def test_a_phase_with_little_room_defers_only_the_cars_it_can_serve_later() -> None:
+    found = deferral(COMMUTERS)
+    on_l1 = [WaitingCar(f"l1-{i}", 7.4, ("L1",)) for i in range(3)]
+    three_phase = [WaitingCar(f"3p-{i}", 11.0, ALL_PHASES) for i in range(3)]
+    for index, car in enumerate([*on_l1, *three_phase]):
+        plug_in(found, car.device, 8.5 + index / 100)
+    # L1 carries 6 kW more for ~5.5 h: 26 kWh at 80 %; a typical car wants 19 kWh, a third of
+    # it on L1 if it is a 3-phase one: room for one 1-phase and one 3-phase car
+    room = {SITE: 40.0, "L1": 6.0, "L2": 12.0, "L3": 12.0}
+    waiting = found.waiting([*on_l1, *three_phase], 8.7 * HOUR, at(8.7), room)
+    assert waiting == {"l1-0", "3p-0"}
+    room["L1"] = 20.0
+    assert len(found.waiting([*on_l1, *three_phase], 8.7 * HOUR, at(8.7), room)) == 6
