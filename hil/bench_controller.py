@@ -4,7 +4,9 @@ what a control cycle costs.
     .venv/bin/python -m hil.bench_controller [--quick] [--json PATH]
 
 1. fast mode on every shipped scenario, `fair` and `static` side by side with the
-   perfect-foresight yardstick (`--quick`: the first 3 hours of each);
+   perfect-foresight yardstick (`--quick`: the first 3 hours of each); a scenario with a
+   week before it (`WEEK_BEFORE`) is run after `fair` has learnt that week, as at a site
+   where the agent has been running;
 2. `step()` wall time p50/p99/max of each strategy (the reference station's 182 connectors is
    the case that matters) and the whole run's simulated seconds per wall second;
 3. the battery planner's solve time, when the strategy has one.
@@ -41,7 +43,8 @@ from hil.bench.common import (
 )
 from hil.results import COMPLETED_SHARE
 from hil.scenario import Scenario
-from hil.scenario_loader import load_scenario, scenario_names
+from hil.scenario_loader import build_scenario, load_scenario, scenario_names
+from hil.scenarios.make_ac_car_park_week import prior_week
 from hil.site_config import site_toml
 from hil.yardstick import Yardstick, YardstickError
 from hil.yardstick_report import compare, yardstick_for
@@ -50,6 +53,7 @@ REFERENCE = "reference-station"
 STRATEGIES = ("fair", "static")
 QUICK_S = 10800
 BOUND = "bound"
+WEEK_BEFORE: dict[str, Callable[[], dict[str, Any]]] = {"ac-car-park-week": prior_week}
 
 
 @dataclasses.dataclass
@@ -128,22 +132,42 @@ def bound_kpis(scenario: Scenario, y: Yardstick) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_strategy(scenario: Scenario, strategy: str) -> dict[str, Any]:
+def run_strategy(
+    scenario: Scenario, strategy: str, learnt_from: Path | None = None
+) -> dict[str, Any]:
     """One fast-mode run with its step and planner timings; its files go to a temp dir."""
     timings = Timings()
     with tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp:
         out_dir = Path(tmp)
-        config_path = out_dir / "site.toml"
-        config_path.write_text(site_toml(scenario, strategy=strategy), encoding="utf-8")
-        config = load_config(config_path)
+        config = load_config(_site_file(scenario, strategy, out_dir))
         with timed_strategies(timings):
-            kpis = fast_mode.run_fast(scenario, config, out_dir, strategy, progress=False)
+            kpis = fast_mode.run_fast(
+                scenario, config, out_dir, strategy, progress=False, learnt_from=learnt_from
+            )
     return {
         "kpis": kpis,
         "step": spread(timings.steps),
         "has_planner": timings.has_planner,
         "planner_solve": spread(timings.solves),
     }
+
+
+def _site_file(scenario: Scenario, strategy: str, out_dir: Path) -> Path:
+    path = out_dir / "site.toml"
+    path.write_text(site_toml(scenario, strategy=strategy), encoding="utf-8")
+    return path
+
+
+def learn_week_before(name: str, into: Path, log: Log) -> Path | None:
+    """Run `fair` over the week before scenario `name`, if it has one; its learnt state file."""
+    make = WEEK_BEFORE.get(name)
+    if make is None:
+        return None
+    before = build_scenario(make())
+    log(f"  {name}: learning from {before.name}, {before.duration_s} s ...")
+    config = load_config(_site_file(before, "fair", into))
+    fast_mode.run_fast(before, config, into, "fair", progress=False)
+    return into / fast_mode.LEARNT_STATE
 
 
 def compare_scenario(name: str, duration_s: int | None = None, log: Log = print) -> dict[str, Any]:
@@ -161,12 +185,15 @@ def compare_scenario(name: str, duration_s: int | None = None, log: Log = print)
         y: Yardstick | None = yardstick_for(scenario)
     except YardstickError as exc:
         y, result["yardstick_error"] = None, str(exc)
-    for strategy in STRATEGIES:
-        log(f"  {name}, {strategy}, {scenario.duration_s} s ...")
-        run = run_strategy(scenario, strategy)
-        if y is not None:
-            run["kpis"].update(compare(run["kpis"], y))
-        result["runs"][strategy] = run
+    with tempfile.TemporaryDirectory(prefix="bench-controller-before-") as before:
+        learnt = learn_week_before(name, Path(before), log) if duration_s is None else None
+        result["learnt_week_before"] = learnt is not None
+        for strategy in STRATEGIES:
+            log(f"  {name}, {strategy}, {scenario.duration_s} s ...")
+            run = run_strategy(scenario, strategy, learnt)
+            if y is not None:
+                run["kpis"].update(compare(run["kpis"], y))
+            result["runs"][strategy] = run
     if y is not None:
         result["runs"][BOUND] = {"kpis": bound_kpis(scenario, y)}
     return result
@@ -200,7 +227,8 @@ def scenario_lines(r: dict[str, Any]) -> list[str]:
     skip |= set() if r["battery"] else {"battery SoC at end"}
     names = list(r["runs"])
     width = 24
-    lines = [f"   {r['scenario']} ({r['simulated_s']} s, {r['connectors']} connectors)",
+    learnt = ", after learning the week before" if r.get("learnt_week_before") else ""
+    lines = [f"   {r['scenario']} ({r['simulated_s']} s, {r['connectors']} connectors{learnt})",
              f"   {'KPI':<22} | " + " | ".join(f"{n:>{width}}" for n in names)]  # fmt: skip
     for label, cell in ROWS:
         if label not in skip:

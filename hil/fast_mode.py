@@ -18,6 +18,7 @@ from types import MappingProxyType
 
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
+from agent.control.learnt_state import save_state, state_keeper
 from agent.control.planner import PlannerError, planner_for
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
@@ -33,6 +34,7 @@ from hil.site_config import LIMIT_SIGNAL, connector_device, has_limit_signal, in
 
 STEP_S = 1.0  # one physics step and one timeseries row per simulated second
 RENEW_S = 60.0
+LEARNT_STATE = "control-state.json"  # what the controller learnt, to start the next run from
 GOOD = Quality.GOOD  # the generated config's charger watchdog
 
 
@@ -150,13 +152,19 @@ def run_fast(
     out_dir: Path,
     strategy_name: str = "fair",
     progress: bool = True,
+    learnt_from: Path | None = None,
 ) -> dict[str, object]:
-    """Run the whole scenario; writes the run's files into `out_dir` and returns the KPIs."""
+    """Run the whole scenario; writes the run's files into `out_dir` and returns the KPIs.
+
+    `learnt_from`: a learnt-state file to start from, as a daemon restarted at the site would
+    (what it learnt by the end is written to `out_dir/control-state.json` either way)."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     site = SiteModel.from_config(config)
     planner = planner_for(config)
     strategy: Strategy = make_strategy(strategy_name, site, planner)
+    if learnt_from is not None:
+        state_keeper(strategy, learnt_from)
     physics = SitePhysics(scenario)
     snapshots = PhysicsSnapshots(scenario, physics)
     actuator, writes = physics_actuator(scenario, site, physics)
@@ -185,6 +193,9 @@ def run_fast(
     if bar is not None:
         bar.close()
     wall_s = time.perf_counter() - started
+    learnt = state_keeper(strategy, out_dir / LEARNT_STATE, restore=False)
+    if learnt is not None:
+        save_state(learnt.path, learnt.current())
     failsafe = getattr(strategy, "failsafe", None)
     extra = {
         "failsafe_entries": None if failsafe is None else failsafe.entries,

@@ -51,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--for", dest="seconds", type=float, default=None, help="HIL: run length")
     parser.add_argument("--speed", type=float, default=1.0, help="HIL: simulated s per wall s")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--learnt-state",
+        type=Path,
+        default=None,
+        help="fast mode: start from what an earlier run learnt (its control-state.json)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -85,7 +91,14 @@ def main(args: argparse.Namespace) -> int:
             return EXIT_BAD_INPUT
         from hil.fast_mode import run_fast
 
-        kpis = run_fast(scenario, config, out_dir, args.strategy, progress=not args.quiet)
+        kpis = run_fast(
+            scenario,
+            config,
+            out_dir,
+            args.strategy,
+            progress=not args.quiet,
+            learnt_from=args.learnt_state,
+        )
     add_yardstick(kpis, scenario, out_dir)
     plot_day(out_dir, scenario)
     print(summary(kpis, out_dir))

@@ -12,8 +12,15 @@ from typing import Any
 import pytest
 
 from hil.scenario import ChargerOfflineEvent, GridLimitEvent, MeterOutageEvent
-from hil.scenario_loader import SCENARIO_DIR, ScenarioError, load_scenario, scenario_names
+from hil.scenario_loader import (
+    SCENARIO_DIR,
+    ScenarioError,
+    build_scenario,
+    load_scenario,
+    scenario_names,
+)
 from hil.scenarios.make_ac_car_park import car_park
+from hil.scenarios.make_ac_car_park_week import SEED, START, prior_week, week
 from hil.scenarios.make_reference_fault_day import fault_day
 
 HOUR = 3600
@@ -63,13 +70,20 @@ def test_every_shipped_scenario_loads(name: str) -> None:
 
 
 def test_shipped_scenarios() -> None:
-    assert {"reference-station", "reference-fault-day", "ac-car-park"} <= set(scenario_names())
+    assert {"reference-station", "reference-fault-day", "ac-car-park", "ac-car-park-week"} <= set(
+        scenario_names()
+    )
 
 
 def test_generated_files_match_their_scripts() -> None:
     """Nobody hand-edited a generated file (or forgot to rerun its script)."""
     reference = json.loads((SCENARIO_DIR / "reference-station.json").read_text())
-    for name, data in (("ac-car-park", car_park()), ("reference-fault-day", fault_day(reference))):
+    generated = (
+        ("ac-car-park", car_park()),
+        ("reference-fault-day", fault_day(reference)),
+        ("ac-car-park-week", week(SEED, START, "ac-car-park-week")),
+    )
+    for name, data in generated:
         text = (SCENARIO_DIR / f"{name}.json").read_text(encoding="utf-8")
         assert text == json.dumps(data, indent=1) + "\n", name
 
@@ -446,3 +460,18 @@ def test_a_path_is_used_as_given(tmp_path: Path) -> None:
     path = write(tmp_path, tiny())
     assert load_scenario(str(path)).name == "tiny"
     assert load_scenario(path).name == "tiny"
+
+
+def test_the_car_park_week_is_a_week_of_complete_stays_with_quiet_weekends() -> None:
+    scenario = load_scenario("ac-car-park-week")
+    assert scenario.duration_s == 7 * 86_400 + 8 * 3600
+    assert all(s.depart_s <= scenario.duration_s for s in scenario.sessions)
+    commuters_by_day = [0] * 7
+    for s in scenario.sessions:  # arriving 07:30-09:30 and staying 8 h or more
+        if 7.5 * 3600 <= s.arrive_s % 86_400 <= 9.5 * 3600 and s.depart_s - s.arrive_s >= 8 * 3600:
+            commuters_by_day[int(s.arrive_s // 86_400)] += 1
+    assert commuters_by_day[5:] == [0, 0]  # Saturday and Sunday
+    assert all(n >= 6 for n in commuters_by_day[:5])  # most find a free wallbox
+    prior = build_scenario(prior_week())
+    assert prior.duration_s == 7 * 86_400
+    assert prior.sessions[5].arrive_s != scenario.sessions[5].arrive_s  # another week's cars
