@@ -110,17 +110,31 @@ def test_only_as_many_cars_wait_as_the_cheaper_hours_can_serve() -> None:
     cars = [WaitingCar(f"w{i}", 7.4) for i in range(10)]
     for index, car in enumerate(cars):
         plug_in(found, car.device, 8.5 + index / 100)
-    # 4 kW of room for ~5 h: room for one typical 19 kWh car at 80 %, the first one in
-    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 5.0}) == {"w0"}
-    assert len(found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 50.0})) == 10  # 190 of 220 kWh
+    # Such cars took up to 25 kWh three times in four. 6 kW for 5.5 h at 80 % is 26 kWh:
+    # room for one, the first one in; 60 kW for all ten.
+    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 6.0}) == {"w0"}
+    assert len(found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 60.0})) == 10
 
 
-def test_cheaper_in_s_finds_the_next_cheaper_period() -> None:
+def test_the_cheaper_window_runs_until_the_price_is_back() -> None:
     found = deferral([])
-    assert found.cheaper_in_s(9 * HOUR, 24 * HOUR) == 2 * HOUR
-    assert found.cheaper_in_s(9 * HOUR, HOUR) is None  # not within the hour asked about
-    assert found.cheaper_in_s(19 * HOUR + 30, 24 * HOUR) == 3 * HOUR - 30
-    assert found.cheaper_in_s(23 * HOUR, 24 * HOUR) is None  # the valley is the cheapest
+    assert found.cheaper_window_s(9 * HOUR, 24 * HOUR) == (2 * HOUR, 8 * HOUR)  # flat 11-17
+    assert found.cheaper_window_s(9 * HOUR, 5 * HOUR) == (2 * HOUR, 5 * HOUR)  # gone at 14:00
+    assert found.cheaper_window_s(9 * HOUR, HOUR) is None  # nothing cheaper within the hour
+    assert found.cheaper_window_s(19 * HOUR + 30, 24 * HOUR) == (3 * HOUR - 30, 13 * HOUR - 30)
+    assert found.cheaper_window_s(23 * HOUR, 24 * HOUR) is None  # the valley is the cheapest
+
+
+def test_a_commuter_is_not_held_into_the_evening_peak() -> None:
+    late = [Stay(s.arrived_s, s.stay_s + 2 * HOUR, 28.0) for s in COMMUTERS]  # leave 18-19:30
+    found = deferral(late)
+    plug_in(found, "w1", 8.6)
+    # 28 kWh at 5.5 kW is 5.1 h: the flat hours (11-17) have it, whenever the car leaves
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == {"w1"}
+    plug_in(found, "w2", 8.6)
+    # 28 kWh at 4.35 kW is 6.4 h: it would be done by 19:00, before it leaves, but in the peak
+    slow = [WaitingCar("w2", 5.8)]
+    assert found.waiting(slow, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == frozenset()
 
 
 def ac_site() -> SiteModel:
@@ -186,10 +200,10 @@ def test_a_phase_with_little_room_defers_only_the_cars_it_can_serve_later() -> N
     three_phase = [WaitingCar(f"3p-{i}", 11.0, ALL_PHASES) for i in range(3)]
     for index, car in enumerate([*on_l1, *three_phase]):
         plug_in(found, car.device, 8.5 + index / 100)
-    # L1 carries 6 kW more for ~5.5 h: 26 kWh at 80 %; a typical car wants 19 kWh, a third of
+    # L1 carries 8 kW more for ~5.5 h: 35 kWh at 80 %; a car is counted at 25 kWh, a third of
     # it on L1 if it is a 3-phase one: room for one 1-phase and one 3-phase car
-    room = {SITE: 40.0, "L1": 6.0, "L2": 12.0, "L3": 12.0}
+    room = {SITE: 40.0, "L1": 8.0, "L2": 12.0, "L3": 12.0}
     waiting = found.waiting([*on_l1, *three_phase], 8.7 * HOUR, at(8.7), room)
     assert waiting == {"l1-0", "3p-0"}
-    room["L1"] = 20.0
+    room["L1"] = 25.0
     assert len(found.waiting([*on_l1, *three_phase], 8.7 * HOUR, at(8.7), room)) == 6

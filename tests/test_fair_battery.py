@@ -170,3 +170,21 @@ def test_a_planned_charge_takes_only_what_the_cars_leave() -> None:
     # Three cars on three chargers want 360 kW: no charging, the battery shaves the 60 over.
     takes["c03-1"] = 120.0
     assert run(FairStrategy(model, planner), MIDNIGHT, 0.0, 0.0, takes)[-1] == 60.0
+
+
+class SunnyPlanner(Planner):
+    """A planner whose plan sees PV it cannot use tomorrow, and plans no charge now."""
+
+    def expects_unused_pv(self, now: datetime) -> bool:
+        return True
+
+    def planned_kw(self, now: datetime) -> float | None:
+        return 0.0
+
+
+def test_the_valley_room_is_left_to_the_pv_when_the_plan_sees_a_surplus_ahead() -> None:
+    model = site()
+    battery = PlannerBattery(1000.0, 0.5, 0.1, 0.95, 500.0, 500.0)
+    planner = SunnyPlanner(battery, TARIFF, model.import_limit_kw, 100.0)
+    commands = run(FairStrategy(model, planner), MIDNIGHT, 50.0, 0.0, {"c01-1": 60.0})
+    assert commands[-1] == 0.0  # the valley's room would be stored without the sunny plan

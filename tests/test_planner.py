@@ -392,3 +392,18 @@ def test_storing_pays_in_valley_and_flat_hours_never_in_the_peak_or_on_a_flat_ta
         period("low", "00:00", "12:00", 1.0), period("high", "12:00", "24:00", 1.05)]),
         400.0, 0.0)  # fmt: skip
     assert not thin.storing_pays(MONDAY + timedelta(hours=3))
+
+
+def test_a_plan_that_cannot_use_all_the_pv_ahead_says_so() -> None:
+    now = MONDAY + timedelta(hours=3)
+    sunny, dull = planner(), planner()
+    assert not sunny.expects_unused_pv(now)  # no plan yet
+    t = now - timedelta(days=3)
+    while t < now:  # 20 kW of load, up to 100 kW of PV at noon, no export allowed
+        sunny.record(t, 20.0, bell(t))
+        dull.record(t, 20.0, 0.0)
+        t += timedelta(minutes=1)
+    sunny.replan(now, 0.5)
+    dull.replan(now, 0.5)
+    assert sunny.expects_unused_pv(now)  # more than the 400 kWh battery takes: curtailed
+    assert not dull.expects_unused_pv(now)

@@ -76,8 +76,8 @@ class BatteryPolicy:
             # phase limit the phases' room counted on all of it: it stays.)
             return min(battery_kw, max(exposed_kw - grid_room, self._cost_discharge_kw))
         # Storing from the grid takes only the room the cars' limits leave (on every phase):
-        # all of it while storing pays, else what the planner asks for.
-        if self.storing_pays(obs):
+        # all of it while storing pays (unless PV will want the room), else what the plan asks.
+        if self.storing_pays(obs) and not self._pv_needs_the_room(obs):
             wanted = math.inf
         elif battery_kw <= 0:
             wanted = self._planned_charge_kw + battery_kw
@@ -102,6 +102,11 @@ class BatteryPolicy:
         out = limits.max_discharge_kw * min(max((soc - limits.soc_min) / SOC_TAPER, 0.0), 1.0)
         into = limits.max_charge_kw * min(max((limits.soc_max - soc) / SOC_TAPER, 0.0), 1.0)
         return min(out, obs.bms.discharge_kw), min(into, obs.bms.charge_kw)
+
+    def _pv_needs_the_room(self, obs: Observation) -> bool:
+        """The plan sees PV it cannot use ahead: the grid then fills only what the plan asks."""
+        planner = self.planner
+        return planner is not None and obs.at is not None and planner.expects_unused_pv(obs.at)
 
     def storing_pays(self, obs: Observation) -> bool:
         planner = self.planner

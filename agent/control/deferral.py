@@ -11,15 +11,18 @@ A car is deferred now (offered nothing, reason TARIFF) only when all of these ho
 - at least `MIN_SIMILAR` past stays began near its arrival's time of day (`stays.py`), and the
   shortest of them (their `LEAVE_QUANTILE`) still lasted `MIN_LEAVE_S`;
 - a price cheaper than now's by `CHEAPER_BY` starts before the car is expected to leave (that
-  quantile of its similar stays: pessimistic), leaving enough time to deliver the most such
-  cars took (`NEED_QUANTILE`), less what it has had, at `CAR_RATE` of its connector;
-- the deferred cars' typical needs (the mean) fit in `SITE_SHARE` of the room the limit (and
-  each phase's limit, for the cars on it) leaves above the site's own load now, each before it
-  is expected to leave (earliest first); first come, first deferred;
-- the site has no PV surplus (a car charging from the sun costs nothing).
+  quantile of its similar stays: pessimistic), and before the price is back to now's or the
+  car leaves there is time to deliver the most such cars took (`NEED_QUANTILE`), less what it
+  has had, at `CAR_RATE` of its connector (a commuter held through the morning peak must be
+  done before the evening one);
+- the deferred cars' needs (each the `TYPICAL_QUANTILE` of what such cars took) fit in
+  `SITE_SHARE` of the room the limit (and each phase's limit, for the cars on it) leaves above
+  the site's own load now, each within its cheaper hours (earliest end first); first come,
+  first deferred.
 
-Re-decided every cycle, so a car is released as soon as waiting stops being safe (its latest
-start), the cheaper hours begin, or the sun comes out.
+A waiting car still charges from PV that nothing else takes (the strategy offers it the
+surplus the site, the other cars and the battery leave). Re-decided every cycle, so a car is
+released as soon as waiting stops being safe or the cheaper hours begin.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from agent.control.stays import StayLog, day_seconds, quantile
+from agent.control.stays import Similar, StayLog, Visit, day_seconds, quantile
 
 MIN_SIMILAR = 5
 LEAVE_QUANTILE = 0.1
 NEED_QUANTILE = 0.9
+TYPICAL_QUANTILE = 0.75  # what the deferred cars together are counted to need, each
 MIN_LEAVE_S = 2 * 3600.0
 CHEAPER_BY = 0.005  # per kWh: a price this much lower is worth waiting for
 CAR_RATE = 0.75
@@ -55,7 +59,7 @@ class _Candidate:
     since: float
     device: str
     typical_kwh: float
-    window_s: float  # from the cheaper price to when it probably leaves
+    window_s: float  # the cheaper hours it will probably still be there for
     phases: tuple[str, ...]
 
     def share(self, resource: str) -> float:
@@ -65,7 +69,7 @@ class _Candidate:
 
 
 def _fits(chosen: list[_Candidate], room_kw: Mapping[str, float]) -> bool:
-    """Whether the cars' typical needs fit the room before each leaves (earliest first)."""
+    """Whether the cars' needs fit the room within each one's cheaper hours (earliest first)."""
     ordered = sorted(chosen, key=lambda c: c.window_s)
     for resource, kw in room_kw.items():
         total = 0.0
@@ -86,17 +90,24 @@ class Deferral:
         self._zone = zone
         self.stays = stays
 
-    def cheaper_in_s(self, day_s: float, within_s: float) -> float | None:
-        """Seconds until a price cheaper than now's by CHEAPER_BY starts, if within `within_s`."""
+    def cheaper_window_s(self, day_s: float, within_s: float) -> tuple[float, float] | None:
+        """(start, end) in seconds from now of the next stretch priced below now's by
+        CHEAPER_BY, if it starts within `within_s`; it ends where the price is back to now's
+        (energy moved past that end saves nothing) or at `within_s`."""
         minute = int(day_s // 60)
         now_price = self._prices[minute % 1440]
         if now_price is None:
             return None
-        for ahead in range(1, int(within_s // 60) + 1):
+        into = day_s % 60
+        last = int(within_s // 60)
+        start = None
+        for ahead in range(1, last + 1):
             price = self._prices[(minute + ahead) % 1440]
-            if price is not None and price <= now_price - CHEAPER_BY:
-                return ahead * 60 - day_s % 60
-        return None
+            if start is None and price is not None and price <= now_price - CHEAPER_BY:
+                start = ahead * 60 - into
+            elif start is not None and (price is None or price >= now_price):
+                return start, ahead * 60 - into
+        return None if start is None else (start, within_s)
 
     def waiting(
         self, cars: Sequence[WaitingCar], now: float, at: datetime, room_kw: Mapping[str, float]
@@ -111,29 +122,39 @@ class Deferral:
         day_s = day_seconds(at, self._zone)
         candidates = []
         for car in cars:
-            visit = self.stays.visit(car.device)
-            if visit is None:
+            outlook = self._outlook(car, now)
+            if outlook is None:
                 continue
-            similar = self.stays.similar(visit.arrived_s, now)
-            if similar is None or len(similar) < MIN_SIMILAR:
+            visit, similar, leave_in, need_s = outlook
+            window = self.cheaper_window_s(day_s, leave_in)
+            if window is None:
                 continue
-            leave_s = quantile(similar.durations, LEAVE_QUANTILE)
-            if leave_s < MIN_LEAVE_S:
-                continue  # not a site (or an hour) of long stays: the common case, quickly
-            leave_in = leave_s - (now - visit.since)
-            cheaper_in = self.cheaper_in_s(day_s, leave_in)
-            if cheaper_in is None:
+            cheaper_in, cheaper_until = window
+            if cheaper_in + need_s > cheaper_until:
                 continue
-            most = quantile(similar.energies, NEED_QUANTILE) - visit.energy_kwh
-            need_s = max(most, 0.0) / (CAR_RATE * car.connector_kw) * 3600
-            if cheaper_in + need_s > leave_in:
-                continue
-            typical = max(sum(similar.energies) / len(similar) - visit.energy_kwh, 0.0)
+            typical = max(quantile(similar.energies, TYPICAL_QUANTILE) - visit.energy_kwh, 0.0)
             candidates.append(
-                _Candidate(visit.since, car.device, typical, leave_in - cheaper_in, car.phases)
+                _Candidate(visit.since, car.device, typical, cheaper_until - cheaper_in, car.phases)
             )
         chosen: list[_Candidate] = []
         for candidate in sorted(candidates, key=lambda c: c.since):  # first come, first deferred
             if _fits([*chosen, candidate], room_kw):
                 chosen.append(candidate)
         return frozenset(c.device for c in chosen)
+
+    def _outlook(self, car: WaitingCar, now: float) -> tuple[Visit, Similar, float, float] | None:
+        """What stays like this car's say: (its visit, the similar stays, how long it will
+        probably stay from now, how long the most such cars take at CAR_RATE); None when
+        they say nothing or the car's kind stays short."""
+        visit = self.stays.visit(car.device)
+        if visit is None:
+            return None
+        similar = self.stays.similar(visit.arrived_s, now)
+        if similar is None or len(similar) < MIN_SIMILAR:
+            return None
+        leave_s = quantile(similar.durations, LEAVE_QUANTILE)
+        if leave_s < MIN_LEAVE_S:
+            return None  # not a site (or an hour) of long stays: the common case, quickly
+        most = quantile(similar.energies, NEED_QUANTILE) - visit.energy_kwh
+        need_s = max(most, 0.0) / (CAR_RATE * car.connector_kw) * 3600
+        return visit, similar, leave_s - (now - visit.since), need_s

@@ -40,11 +40,12 @@ from agent.control.dwell import DwellTimes
 from agent.control.failsafe import FailSafe
 from agent.control.margin import AdaptiveMargin, RecentHigh
 from agent.control.observe import Observation, observe
+from agent.control.phase_room import PhaseRoom
 from agent.control.plan import ConnectorLimit, Plan, Reason
 from agent.control.planner import Planner, minute_prices
 from agent.control.ramp_guard import RampGuard
 from agent.control.rotation import Rotation
-from agent.control.site_model import ALL_PHASES, ConnectorModel, Phase, SiteModel
+from agent.control.site_model import ConnectorModel, Phase, SiteModel
 from agent.control.static import charging_budget_kw, static_plan
 from agent.control.stays import StayLog, day_seconds
 from agent.state import Snapshot
@@ -84,6 +85,7 @@ class FairStrategy:
         self._temporary: TemporaryLimit | None = None
         self._connectors = site.connectors  # a property that builds a tuple: keep one
         self._by_device = {c.device: c for c in self._connectors}
+        self.phases = PhaseRoom(site)
         self._chargers = {c.id: c.max_kw for c in site.chargers}
         self._active: set[str] = set()
         self._last_limits: dict[str, ConnectorLimit] = {}
@@ -125,14 +127,14 @@ class FairStrategy:
         held = [d for d in demands if d.connector.device in waiting]
         if waiting:
             demands = [d for d in demands if d.connector.device not in waiting]
-        wanted = self._deliverable_kw(demands)
         margin_kw = self.margin.update(now_s, non_controllable)
         grid_room = limit - margin_kw - non_controllable
         battery = self.battery
+        wanted = self._deliverable_kw(demands)
         battery_kw = battery.first_cut(obs, grid_room, wanted, non_controllable)
         covered_kw = battery.covered_kw(battery_kw)
         budget_kw = self.failsafe.cap(now_s, grid_known=True, wanted_kw=grid_room + covered_kw)
-        phase_room = self._phase_room(obs, covered_kw, margin_kw)
+        phase_room = self.phases.room_a(obs, covered_kw, margin_kw)
         budget = Budget(max(budget_kw, 0.0), phase_room, self.site.voltage_v)
         paused = self._paused(demands, budget, now_s)
         allocation = allocate(demands, self._chargers, budget, paused)
@@ -148,7 +150,7 @@ class FairStrategy:
             battery_kw,
             grid_room,
             exposed_kw,
-            lambda: min(budget_kw - exposed_kw, self._phase_left_kw(phase_room, allocation.kw)),
+            lambda: min(budget_kw - exposed_kw, self.phases.left_kw(phase_room, allocation.kw)),
         )
         pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), measured)
         return Plan(
@@ -220,7 +222,7 @@ class FairStrategy:
         room = {SITE: limit_kw - site_load_kw}
         if self.site.phase_limit_a is not None:
             volts = self.site.voltage_v
-            phase_room = self._phase_room(obs, obs.battery_kw or 0.0, 0.0)
+            phase_room = self.phases.room_a(obs, obs.battery_kw or 0.0, 0.0)
             room.update({phase: amps * volts / 1000 for phase, amps in phase_room.items()})
         return deferral.waiting(cars, now, obs.at, room)
 
@@ -241,7 +243,7 @@ class FairStrategy:
                 charger = self._by_device[device].charger
                 used[charger] = used.get(charger, 0.0) + power
             chargers = {c: m - used.get(c, 0.0) for c, m in self._chargers.items()}
-            budget = Budget(spare_kw, self._phase_left_a(phase_room, kw), self.site.voltage_v)
+            budget = Budget(spare_kw, self.phases.left_a(phase_room, kw), self.site.voltage_v)
             extra = allocate(held, chargers, budget)
             limits.update(extra.limits)
             kw.update(extra.kw)
@@ -265,50 +267,6 @@ class FairStrategy:
             by_charger[charger] = by_charger.get(charger, 0.0) + demand.wants_kw
         chargers = self._chargers
         return sum(min(kw, chargers.get(c, math.inf)) for c, kw in by_charger.items())
-
-    def _phase_left_kw(self, phase_room: Mapping[Phase, float], kw: Mapping[str, float]) -> float:
-        """The balanced three-phase power the phases still carry after the cars' shares."""
-        if self.site.phase_limit_a is None:
-            return math.inf
-        left = self._phase_left_a(phase_room, kw)
-        return max(3 * self.site.voltage_v * min(left.values()) / 1000, 0.0)
-
-    def _phase_left_a(
-        self, phase_room: Mapping[Phase, float], kw: Mapping[str, float]
-    ) -> dict[Phase, float]:
-        """The amps each phase still carries after the cars' shares."""
-        volts = self.site.voltage_v
-        left = dict(phase_room)
-        for device, power in kw.items():
-            connector = self._by_device[device]
-            amps = power * 1000 / (volts * len(connector.phases))
-            for phase in connector.phases:
-                left[phase] = max(left[phase] - amps, 0.0)
-        return left
-
-    def _phase_room(
-        self, obs: Observation, battery_kw: float, margin_kw: float
-    ) -> Mapping[Phase, float]:
-        if self.site.phase_limit_a is None or obs.phase_a is None:
-            if self.site.phase_limit_a is not None:  # currents unknown: assume the worst
-                return dict.fromkeys(ALL_PHASES, 0.0)
-            return dict.fromkeys(ALL_PHASES, math.inf)
-        volts = self.site.voltage_v
-        margin_a = margin_kw * 1000 / (3 * volts)
-        ev_a = dict.fromkeys(ALL_PHASES, 0.0)
-        for device, view in obs.connectors.items():
-            connector = self._by_device[device]
-            if view.power_kw is None:
-                continue
-            amps = view.power_kw * 1000 / (volts * len(connector.phases))
-            for phase in connector.phases:
-                ev_a[phase] += amps
-        # The measured currents include what the battery does now; count what it will do.
-        battery_a = ((obs.battery_kw or 0.0) - battery_kw) * 1000 / (3 * volts)
-        return {
-            p: max(self.site.phase_limit_a - margin_a - (obs.phase_a[p] - ev_a[p]) - battery_a, 0.0)
-            for p in ALL_PHASES
-        }
 
     def _paused(self, demands: list[Demand], budget: Budget, now: float) -> frozenset[str]:
         ac = [d.connector.device for d in demands if d.connector.kind == "ac"]

@@ -53,6 +53,7 @@ from agent.control.forecast import Forecast, LoadHistory
 
 STEP_S = 900
 HORIZON_STEPS = 96
+UNUSED_PV_KW = 0.1  # exported or curtailed PV in a plan step that counts as unused
 MAX_PLAN_AGE_S = 3600.0
 LIMIT_PENALTY = 1e3  # x the price scale, per kWh above the import limit
 THROUGHPUT_PENALTY = 1e-4  # x the price scale, per kWh through the battery
@@ -503,6 +504,16 @@ class Planner:
     def planned_kw(self, now: datetime) -> float | None:
         plan = self.current(now)
         return None if plan is None else plan.planned_kw(now)
+
+    def expects_unused_pv(self, now: datetime) -> bool:
+        """Whether the plan in force sees PV it cannot use (exported or curtailed) ahead: then
+        filling the battery from the grid would only push that PV out."""
+        plan = self.current(now)
+        index = None if plan is None else plan.step_at(now)
+        if plan is None or index is None:
+            return False
+        ahead = zip(plan.grid_kw[index:], plan.curtail_kw[index:], strict=True)
+        return any(grid < -UNUSED_PV_KW or curtail > UNUSED_PV_KW for grid, curtail in ahead)
 
     def storing_pays(self, now: datetime) -> bool:
         """Whether grid energy stored now is worth more later: the price now, grossed up by the
