@@ -20,7 +20,6 @@ that has stayed longer than nearly every car seen counts as leaving within FLOOR
 
 from __future__ import annotations
 
-import bisect
 from collections import deque
 
 from agent.control.stays import Similar
@@ -38,8 +37,7 @@ MAX_WEIGHT = 2.2  # tried 2 to 4 on the taxi days: more delivers more but pushes
 class DwellTimes:
     def __init__(self, keep: int = KEEP) -> None:
         self._recent: deque[float] = deque(maxlen=keep)
-        self._sorted: list[float] = []
-        self._suffix: list[float] = []  # _suffix[i] = sum(_sorted[i:])
+        self._all = Similar.of_lengths(())  # the recent stays, sorted, with their suffix sums
         self._plugged_at: dict[str, float] = {}
 
     @property
@@ -73,7 +71,7 @@ class DwellTimes:
         each raise waits for the chargers' delay while the cut that pays for it does not.
         """
         since = self._plugged_at.get(device)
-        if since is None or len(self._sorted) < MIN_SAMPLES:
+        if since is None or len(self._all) < MIN_SAMPLES:
             return 1.0
         fresh = self.remaining_s(0.0)
         stayed = now - since
@@ -89,7 +87,7 @@ class DwellTimes:
     def mixed(self) -> bool:
         """Whether the site's stays are of several kinds (a car park's visitors, commuters and
         residents; not a taxi hub's 30-60 minutes), so the time of day is worth asking."""
-        stays = self._sorted
+        stays = self._all.durations
         if len(stays) < MIN_SAMPLES:
             return False
         low, high = stays[len(stays) // 10], stays[len(stays) * 9 // 10]
@@ -97,20 +95,13 @@ class DwellTimes:
 
     def remaining_s(self, stayed_s: float) -> float:
         """The expected rest of a stay that has lasted `stayed_s`, from the recent stays."""
-        first = bisect.bisect_right(self._sorted, stayed_s)
-        return _remaining(len(self._sorted) - first, self._suffix[first], stayed_s)
+        return _remaining(*self._all.longer_than(stayed_s), stayed_s)
 
     def _record(self, stay_s: float) -> None:
         if stay_s <= 0:
             return
         self._recent.append(stay_s)
-        self._sorted = sorted(self._recent)
-        total = 0.0
-        suffix = [0.0] * (len(self._sorted) + 1)
-        for i in range(len(self._sorted) - 1, -1, -1):
-            total += self._sorted[i]
-            suffix[i] = total
-        self._suffix = suffix
+        self._all = Similar.of_lengths(self._recent)
 
 
 def _remaining(longer: int, longer_total_s: float, stayed_s: float) -> float:

@@ -22,7 +22,7 @@ from typing import TypeGuard
 
 from agent.control.dwell import DwellTimes
 from agent.control.planner import Planner
-from agent.control.stays import Stay, StayLog
+from agent.control.stays import DAY_S, Stay, StayLog
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ SAVE_S = 900.0
 LONGEST_STAY_S = 7 * 86_400.0  # a "stay" longer than a week is a car left behind, not data
 
 Bin = tuple[int, float, float, int]  # (15-minute bin index, load sum, PV sum, samples)
-DAY_S = 86_400.0
 
 
 class LearntStateError(Exception):

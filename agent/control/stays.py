@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
@@ -43,7 +43,7 @@ class Visit:
 
 @dataclass(frozen=True, slots=True)
 class Similar:
-    """The recent stays that began near one time of day, sorted."""
+    """Stays sorted by length: those that began near one time of day (or all recent ones)."""
 
     durations: tuple[float, ...]
     energies: tuple[float, ...]
@@ -51,9 +51,13 @@ class Similar:
 
     @classmethod
     def of(cls, stays: Sequence[Stay]) -> Similar:
-        durations = sorted(s.stay_s for s in stays)
-        suffix = list(accumulate(reversed(durations), initial=0.0))[::-1]
-        return cls(tuple(durations), tuple(sorted(s.energy_kwh for s in stays)), tuple(suffix))
+        return cls.of_lengths([s.stay_s for s in stays], [s.energy_kwh for s in stays])
+
+    @classmethod
+    def of_lengths(cls, durations: Iterable[float], energies: Iterable[float] = ()) -> Similar:
+        ordered = sorted(durations)
+        suffix = list(accumulate(reversed(ordered), initial=0.0))[::-1]
+        return cls(tuple(ordered), tuple(sorted(energies)), tuple(suffix))
 
     def __len__(self) -> int:
         return len(self.durations)
