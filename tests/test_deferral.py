@@ -13,7 +13,7 @@ from agent.control.fair import FairStrategy
 from agent.control.plan import Reason
 from agent.control.planner import minute_prices
 from agent.control.site_model import ALL_PHASES, ChargerModel, ConnectorModel, SiteModel
-from agent.control.stays import Stay, StayLog
+from agent.control.stays import ENOUGH, LocalTime, Stay, StayLog, Visit
 from agent.state import Quality, Reading, Snapshot, SnapshotValue
 
 ZONE = ZoneInfo("Europe/Berlin")
@@ -41,10 +41,14 @@ def deferral(stays: list[Stay]) -> Deferral:
     return found
 
 
-def plug_in(found: Deferral, device: str, at_h: float) -> None:
+def plug_in(found: Deferral, device: str, at_h: float, weekend: bool = False) -> None:
     """A car plugged in at `at_h` o'clock (monotonic seconds = seconds since midnight)."""
     now = at_h * HOUR
-    found.stays.update(device, True, 0.0, now, now)
+    found.stays.update(device, True, 0.0, now, LocalTime(now, weekend))
+
+
+def arriving(at_h: float, weekend: bool = False) -> Visit:
+    return Visit(since=0.0, arrived_s=at_h * HOUR, energy_kwh=0.0, weekend=weekend)
 
 
 def at(hours: float) -> datetime:
@@ -56,15 +60,63 @@ CAR = [WaitingCar("w1", 7.4)]
 
 def test_the_log_keeps_arrival_time_stay_and_energy() -> None:
     log = StayLog()
-    log.update("w1", True, 0.0, 100.0, 8 * HOUR)
-    log.update("w1", True, 7.2, 3700.0, 9 * HOUR)  # an hour at 7.2 kW
-    log.update("w1", False, 0.0, 7300.0, 10 * HOUR)
-    assert log.stays() == [Stay(8 * HOUR, 7200.0, 7.2)]
-    similar = log.similar(8.4 * HOUR, 7300.0)
+    log.update("w1", True, 0.0, 100.0, LocalTime(8 * HOUR, False))
+    log.update("w1", True, 7.2, 3700.0, LocalTime(9 * HOUR, False))  # an hour at 7.2 kW
+    log.update("w1", False, 0.0, 7300.0, LocalTime(10 * HOUR, False))
+    assert log.stays() == [Stay(8 * HOUR, 7200.0, 7.2, weekend=False)]
+    similar = log.similar(arriving(8.4), 7300.0)
     assert similar is not None
     assert similar.durations == (7200.0,)
-    assert log.similar(20 * HOUR, 7300.0) == log.similar(5 * HOUR, 7300.0)  # none alike: empty
+    # none alike: empty
+    assert log.similar(arriving(20), 7300.0) == log.similar(arriving(5), 7300.0)
     assert log.visit("w1") is None
+
+
+def test_stays_of_the_same_kind_of_day_decide_once_there_are_enough() -> None:
+    log = StayLog()
+    residents = [Stay(18.3 * HOUR + 60 * i, 12 * HOUR, 20.0, weekend=False) for i in range(6)]
+    shoppers = [Stay(18.3 * HOUR + 60 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(6)]
+    log.restore(residents + shoppers)
+    weekday = log.similar(arriving(18.4), 0.0)
+    saturday = log.similar(arriving(18.4, weekend=True), 0.0)
+    assert weekday is not None
+    assert saturday is not None
+    assert set(weekday.durations) == {12 * HOUR}  # Tuesday's 18:20 car is a resident
+    assert set(saturday.durations) == {0.7 * HOUR}  # Saturday's a shopper
+    # Too few stays of its own kind: every day's stays decide, and unmarked ones count for both.
+    few = StayLog()
+    few.restore(residents[: ENOUGH - 1] + shoppers)
+    either = few.similar(arriving(18.4), 0.0)
+    assert either is not None
+    assert len(either) == ENOUGH - 1 + 6
+    unmarked = StayLog()
+    unmarked.restore([replace(s, weekend=None) for s in residents] + shoppers)
+    both = unmarked.similar(arriving(18.4, weekend=True), 0.0)
+    assert both is not None
+    assert len(both) == 12
+
+
+def test_thin_history_near_a_time_of_day_is_widened_before_other_days_decide() -> None:
+    log = StayLog()
+    residents = [Stay(19.0 * HOUR + 240 * i, 12 * HOUR, 20.0, weekend=False) for i in range(5)]
+    shoppers = [Stay(18.0 * HOUR + 60 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(5)]
+    log.restore(residents + shoppers)
+    # 18:05 on a Tuesday: no weekday car began within 45 min, five within 90, none of them
+    # the Saturday shoppers who came within minutes of it
+    found = log.similar(arriving(18.08), 0.0)
+    assert found is not None
+    assert set(found.durations) == {12 * HOUR}
+
+
+def test_a_weekday_resident_waits_for_the_valley_though_saturday_shoppers_come_then() -> None:
+    residents = [Stay(18.2 * HOUR + 300 * i, 12 * HOUR, 25.0, weekend=False) for i in range(8)]
+    shoppers = [Stay(18.2 * HOUR + 300 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(8)]
+    found = deferral(residents + shoppers)
+    plug_in(found, "w1", 18.3)
+    assert found.waiting(CAR, 18.4 * HOUR, at(18.4), {SITE: 40.0}) == {"w1"}
+    plug_in(found, "w2", 18.3, weekend=True)
+    shopper = [WaitingCar("w2", 7.4)]
+    assert found.waiting(shopper, 18.4 * HOUR, at(18.4), {SITE: 40.0}) == frozenset()
 
 
 def test_a_commuter_in_the_morning_peak_waits_for_the_flat_hours() -> None:

@@ -8,11 +8,12 @@ that does not charges them in the peak. Half a simulated day each, in fast mode.
 from __future__ import annotations
 
 import csv
+from datetime import timedelta
 from pathlib import Path
 
 from agent.config_loader import load_config
 from agent.control.learnt_state import LearntState, save_state
-from agent.control.stays import Stay
+from agent.control.stays import WEEKEND_DAYS, Stay
 from hil.bench.common import sliced
 from hil.fast_mode import run_fast
 from hil.scenario_loader import build_scenario, load_scenario
@@ -27,7 +28,12 @@ def week_before_state(path: Path) -> Path:
     """The prior week's stays as the controller would have recorded them."""
     before = build_scenario(prior_week())
     stays = [
-        Stay(s.arrive_s % 86_400, s.depart_s - s.arrive_s, s.energy_kwh)
+        Stay(
+            s.arrive_s % 86_400,
+            s.depart_s - s.arrive_s,
+            s.energy_kwh,
+            (before.start + timedelta(seconds=s.arrive_s)).weekday() in WEEKEND_DAYS,
+        )
         for s in before.sessions
         if s.depart_s < before.duration_s
     ]

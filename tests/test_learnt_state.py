@@ -23,7 +23,7 @@ from agent.control.learnt_state import (
     save_state,
 )
 from agent.control.planner import BatteryLimits, Planner
-from agent.control.stays import Stay, StayLog
+from agent.control.stays import Stay, StayLog, Visit
 
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -69,6 +69,7 @@ def test_state_round_trips_and_a_first_start_has_none(tmp_path: Path) -> None:
         ('{"version": 1, "arrivals": [[30600, 28800]]}', "arrivals must be"),
         ('{"version": 1, "arrivals": [[86400, 28800, 20.0]]}', "arrivals must be"),
         ('{"version": 1, "arrivals": [[30600, 28800, -1.0]]}', "arrivals must be"),
+        ('{"version": 1, "arrivals": [[30600, 28800, 20.0, 2]]}', "weekend 0/1"),
     ],
 )
 def test_a_broken_state_file_is_refused_with_a_reason(
@@ -143,12 +144,12 @@ async def test_an_unwritable_state_file_is_logged_not_raised(
 def test_the_stays_by_time_of_day_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "control-state.json"
     before = StayLog()
-    before.restore([Stay(30_600.0, 28_800.0, 21.5), Stay(68_400.0, 41_000.0, 18.25)])
+    before.restore([Stay(30_600.0, 28_800.0, 21.5, False), Stay(68_400.0, 41_000.0, 18.25, True)])
     save_state(path, StateKeeper(path, None, None, before).current())
     restarted = StayLog()
     StateKeeper(path, None, None, restarted).restore()
     assert restarted.stays() == before.stays()
-    similar = restarted.similar(30_000.0, 0.0)
+    similar = restarted.similar(Visit(0.0, 30_000.0, 0.0, weekend=False), 0.0)
     assert similar is not None
     assert similar.durations == (28_800.0,)
 
@@ -157,3 +158,12 @@ def test_a_file_from_before_the_stays_by_time_of_day_still_loads(tmp_path: Path)
     path = tmp_path / "control-state.json"
     path.write_text('{"version": 1, "stays_s": [1200, 1500], "load_bins": []}')
     assert load_state(path) == LearntState([1200.0, 1500.0], [], [])
+
+
+def test_stays_saved_before_weekends_were_told_apart_count_for_both(tmp_path: Path) -> None:
+    path = tmp_path / "control-state.json"
+    path.write_text('{"version": 1, "arrivals": [[30600, 28800, 20.0], [66000, 40000, 9.5, 1]]}')
+    assert load_state(path).arrivals == [
+        Stay(30_600.0, 28_800.0, 20.0, weekend=None),
+        Stay(66_000.0, 40_000.0, 9.5, weekend=True),
+    ]

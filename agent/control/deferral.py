@@ -149,7 +149,7 @@ class Deferral:
         visit = self.stays.visit(car.device)
         if visit is None:
             return None
-        similar = self.stays.similar(visit.arrived_s, now)
+        similar = self.stays.similar(visit, now)
         if similar is None or len(similar) < MIN_SIMILAR:
             return None
         leave_s = quantile(similar.durations, LEAVE_QUANTILE)

@@ -47,7 +47,7 @@ from agent.control.ramp_guard import RampGuard
 from agent.control.rotation import Rotation
 from agent.control.site_model import ConnectorModel, Phase, SiteModel
 from agent.control.static import charging_budget_kw, static_plan
-from agent.control.stays import StayLog, day_seconds
+from agent.control.stays import LocalTime, StayLog
 from agent.state import Snapshot
 
 
@@ -183,14 +183,14 @@ class FairStrategy:
         demands = []
         dwell = self.dwell
         stays = self.stays
-        day_s = None if obs.at is None else day_seconds(obs.at, self._zone)
+        local = None if obs.at is None else LocalTime.of(obs.at, self._zone)
         for connector in self._connectors:
             view = obs.connectors[connector.device]
             plugged_in = view.plugged_in
             if plugged_in is not None:
                 dwell.update(connector.device, plugged_in, now)
-                if day_s is not None:
-                    stays.update(connector.device, plugged_in, view.power_kw or 0.0, now, day_s)
+                if local is not None:
+                    stays.update(connector.device, plugged_in, view.power_kw or 0.0, now, local)
             if not view.wants_power:
                 if connector.device in self._active:
                     self._active.discard(connector.device)
@@ -199,7 +199,7 @@ class FairStrategy:
             self._active.add(connector.device)
             wants = self.acceptance.wants_kw(connector.device, connector.max_kw, view.power_kw, now)
             visit = stays.visit(connector.device)
-            similar = None if visit is None else stays.similar(visit.arrived_s, now)
+            similar = None if visit is None else stays.similar(visit, now)
             weight = connector.weight * dwell.weight(connector.device, now, similar)
             demands.append(Demand(connector, wants, weight))
         return demands

@@ -68,12 +68,21 @@ def load_state(path: Path) -> LearntState:
         )
     arrivals = data.get("arrivals", [])  # absent in files written before deferral
     if not isinstance(arrivals, list) or not all(_is_arrival(a) for a in arrivals):
-        raise LearntStateError(f"{path}: arrivals must be a list of [time of day s, stay s, kWh]")
+        raise LearntStateError(
+            f"{path}: arrivals must be a list of [time of day s, stay s, kWh, weekend 0/1]"
+        )
     return LearntState(
         [float(s) for s in stays],
         [(int(i), float(ld), float(pv), int(n)) for i, ld, pv, n in bins],
-        [Stay(float(day_s), float(stay), float(kwh)) for day_s, stay, kwh in arrivals],
+        [_arrival(a) for a in arrivals],
     )
+
+
+def _arrival(value: list[float]) -> Stay:
+    """A stay from the file; without its kind of day (files before weekends were told apart)
+    it counts for both."""
+    weekend = None if len(value) == 3 else bool(value[3])
+    return Stay(float(value[0]), float(value[1]), float(value[2]), weekend)
 
 
 def save_state(path: Path, state: LearntState) -> None:
@@ -82,14 +91,16 @@ def save_state(path: Path, state: LearntState) -> None:
         "version": VERSION,
         "stays_s": state.stays_s,
         "load_bins": state.load_bins,
-        "arrivals": [
-            [round(a.arrived_s, 1), round(a.stay_s, 1), round(a.energy_kwh, 3)]
-            for a in state.arrivals
-        ],
+        "arrivals": [_arrival_row(a) for a in state.arrivals],
     }
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(data), encoding="utf-8")
     os.replace(temporary, path)
+
+
+def _arrival_row(stay: Stay) -> list[float]:
+    row = [round(stay.arrived_s, 1), round(stay.stay_s, 1), round(stay.energy_kwh, 3)]
+    return row if stay.weekend is None else [*row, int(stay.weekend)]
 
 
 def _number(value: object) -> TypeGuard[float]:
@@ -101,10 +112,13 @@ def _is_stay(value: object) -> bool:
 
 
 def _is_arrival(value: object) -> bool:
-    if not isinstance(value, list) or len(value) != 3 or not all(_number(v) for v in value):
+    if not isinstance(value, list) or len(value) not in (3, 4):
         return False
-    day_s, stay_s, kwh = value
-    return 0 <= day_s < DAY_S and _is_stay(stay_s) and kwh >= 0
+    if not all(_number(v) for v in value):
+        return False
+    day_s, stay_s, kwh = value[:3]
+    kind_ok = len(value) == 3 or value[3] in (0, 1)
+    return 0 <= day_s < DAY_S and _is_stay(stay_s) and kwh >= 0 and kind_ok
 
 
 def _is_bin(value: object) -> bool:
@@ -146,10 +160,11 @@ class StateKeeper:
         if self.stays is not None:
             self.stays.restore(state.arrivals)
         self._saved = state  # what the disk holds
-        if state.stays_s or state.load_bins:
+        if state.stays_s or state.load_bins or state.arrivals:
             log.info(
-                "restored %d learnt stays and %d load bins from %s",
+                "restored %d learnt stays, %d stays by time of day and %d load bins from %s",
                 len(state.stays_s),
+                len(state.arrivals),
                 len(state.load_bins),
                 self.path,
             )

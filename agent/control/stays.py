@@ -6,6 +6,14 @@ staying 8-9 hours, those around 11:00 visitors gone within two, those around 19:
 staying the night. `StayLog` follows every connector, records each finished stay, and groups
 the recent ones by the quarter hour of the day they began (with `SIMILAR_S` either side, across
 midnight) for the dwell weights (`dwell.py`) and the tariff deferral (`deferral.py`).
+
+Weekdays and weekends are told apart: at 18:15 on a Tuesday the cars are residents home for
+the night, at 18:15 on a Saturday shoppers gone within the hour, and mixing the two would make
+the residents look like short stays. A car's similar stays are the first of these with at
+least `ENOUGH` stays: its kind of day (Monday-Friday or Saturday-Sunday) within `SIMILAR_S` of
+its time of day, the same within `WIDER_S` (a few residents a day spread over two and a half
+hours leave any 90 minutes of one week thin), then every day within each width; else the
+last. Stays restored from a file written before day kinds were recorded count for both kinds.
 """
 
 from __future__ import annotations
@@ -21,8 +29,11 @@ from zoneinfo import ZoneInfo
 DAY_S = 86_400
 KEEP = 2_000  # recent stays kept: weeks of a car park, three days of a busy taxi hub
 SIMILAR_S = 45 * 60  # stays that began within this of a time of day are alike
+WIDER_S = 90 * 60  # ... or within this, when too few began that close
 BUCKET_S = 15 * 60  # ... looked up by quarter hour
 RELEARN_S = 900.0  # regrouped at most this often after departures (a sort of all stays)
+ENOUGH = 5  # stays needed before a narrower group (or the car's kind of day alone) decides
+WEEKEND_DAYS = (5, 6)  # Saturday, Sunday (datetime.weekday())
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +41,7 @@ class Stay:
     arrived_s: float  # local time of day the car arrived, seconds after midnight
     stay_s: float
     energy_kwh: float
+    weekend: bool | None = None  # the kind of day it began; None: not recorded (older files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,19 @@ class Visit:
     since: float  # the controller's clock
     arrived_s: float  # local time of day
     energy_kwh: float  # what it has had so far
+    weekend: bool = False  # it came on a Saturday or Sunday
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    """Where in the site's week a moment falls: its time of day and its kind of day."""
+
+    day_s: float  # seconds after local midnight
+    weekend: bool
+
+    @classmethod
+    def of(cls, at: datetime, zone: ZoneInfo) -> LocalTime:
+        return cls(day_seconds(at, zone), at.astimezone(zone).weekday() in WEEKEND_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +107,7 @@ def quantile(ordered: Sequence[float], q: float) -> float:
 @dataclass(slots=True)
 class _Visit:
     since: float
-    arrived_s: float
+    arrived: LocalTime
     last: float
     energy_kwh: float = 0.0
 
@@ -93,7 +118,8 @@ class StayLog:
     def __init__(self, keep: int = KEEP) -> None:
         self._stays: deque[Stay] = deque(maxlen=keep)
         self._visits: dict[str, _Visit] = {}
-        self._similar: list[Similar] = []
+        # by (weekend, width): None is every day; each a Similar per quarter hour of the day
+        self._similar: dict[tuple[bool | None, float], list[Similar]] = {}
         self._grouped_at: float | None = None
         self._changed = False
 
@@ -106,47 +132,67 @@ class StayLog:
         self._changed = True
 
     def update(
-        self, device: str, plugged_in: bool, power_kw: float, now: float, day_s: float
+        self, device: str, plugged_in: bool, power_kw: float, now: float, local: LocalTime
     ) -> None:
-        """Follow one connector each cycle; `day_s` is the local time of day now."""
+        """Follow one connector each cycle; `local` is where in the site's week `now` falls."""
         visit = self._visits.get(device)
         if plugged_in and visit is None:
-            self._visits[device] = _Visit(since=now, arrived_s=day_s, last=now)
+            self._visits[device] = _Visit(since=now, arrived=local, last=now)
         elif plugged_in and visit is not None:
             visit.energy_kwh += max(power_kw, 0.0) * (now - visit.last) / 3600
             visit.last = now
         elif visit is not None:
             del self._visits[device]
             if now > visit.since:
-                self._stays.append(Stay(visit.arrived_s, now - visit.since, visit.energy_kwh))
+                arrived = visit.arrived
+                stay = Stay(arrived.day_s, now - visit.since, visit.energy_kwh, arrived.weekend)
+                self._stays.append(stay)
                 self._changed = True
 
     def visit(self, device: str) -> Visit | None:
         visit = self._visits.get(device)
         if visit is None:
             return None
-        return Visit(visit.since, visit.arrived_s, visit.energy_kwh)
+        arrived = visit.arrived
+        return Visit(visit.since, arrived.day_s, visit.energy_kwh, arrived.weekend)
 
-    def similar(self, arrived_s: float, now: float) -> Similar | None:
-        """The stays that began near `arrived_s` (a time of day); None before any were seen."""
+    def similar(self, visit: Visit, now: float) -> Similar | None:
+        """The stays that began near the visit's time of day (see the module docstring for
+        which); None before any were seen."""
         due = self._grouped_at is None or now - self._grouped_at >= RELEARN_S
         if self._changed and due:
-            self._similar = _group(list(self._stays))
+            stays = list(self._stays)
+            kinds = {
+                False: [s for s in stays if s.weekend is not True],
+                True: [s for s in stays if s.weekend is not False],
+                None: stays,
+            }
+            self._similar = {
+                (kind, width): _group(of_kind, width)
+                for kind, of_kind in kinds.items()
+                for width in (SIMILAR_S, WIDER_S)
+            }
             self._grouped_at = now
             self._changed = False
         if not self._similar:
             return None
-        return self._similar[int(arrived_s // BUCKET_S) % len(self._similar)]
+        bucket = int(visit.arrived_s // BUCKET_S) % (DAY_S // BUCKET_S)
+        for kind in (visit.weekend, None):
+            for width in (SIMILAR_S, WIDER_S):
+                found = self._similar[kind, width][bucket]
+                if len(found) >= ENOUGH:
+                    return found
+        return found
 
 
-def _group(stays: list[Stay]) -> list[Similar]:
+def _group(stays: list[Stay], width_s: float) -> list[Similar]:
     ordered = sorted(stays, key=lambda s: s.arrived_s)
     keys = [s.arrived_s for s in ordered]
     groups = []
     for bucket in range(DAY_S // BUCKET_S):
         centre = (bucket + 0.5) * BUCKET_S
         similar: list[Stay] = []
-        for low, high in _windows(centre - SIMILAR_S, centre + SIMILAR_S):
+        for low, high in _windows(centre - width_s, centre + width_s):
             similar += ordered[bisect.bisect_left(keys, low) : bisect.bisect_right(keys, high)]
         groups.append(Similar.of(similar))
     return groups
