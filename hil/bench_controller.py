@@ -6,7 +6,7 @@ what a control cycle costs.
 1. fast mode on every shipped scenario, `fair` and `static` side by side with the
    perfect-foresight yardstick (`--quick`: the first 3 hours of each); a scenario with a
    week before it (`WEEK_BEFORE`) is run after `fair` has learnt that week, as at a site
-   where the agent has been running;
+   where the agent has been running (the one-day car park also as a first day, `NO_HISTORY`);
 2. `step()` wall time p50/p99/max of each strategy (the reference station's 182 connectors is
    the case that matters) and the whole run's simulated seconds per wall second;
 3. the battery planner's solve time, when the strategy has one.
@@ -44,16 +44,21 @@ from hil.bench.common import (
 from hil.results import COMPLETED_SHARE
 from hil.scenario import Scenario
 from hil.scenario_loader import build_scenario, load_scenario, scenario_names
-from hil.scenarios.make_ac_car_park_week import prior_week
+from hil.scenarios.make_ac_car_park_week import prior_week, week_before_the_day
 from hil.site_config import site_toml
 from hil.yardstick import Yardstick, YardstickError
-from hil.yardstick_report import compare, yardstick_for
+from hil.yardstick_report import compare, stored_value, yardstick_for
 
 REFERENCE = "reference-station"
 STRATEGIES = ("fair", "static")
 QUICK_S = 10800
 BOUND = "bound"
-WEEK_BEFORE: dict[str, Callable[[], dict[str, Any]]] = {"ac-car-park-week": prior_week}
+WEEK_BEFORE: dict[str, Callable[[], dict[str, Any]]] = {
+    "ac-car-park": week_before_the_day,
+    "ac-car-park-week": prior_week,
+}
+NO_HISTORY = "fair, first day"  # `fair` without the week before, as on its first day at a site
+FIRST_DAY_TOO = frozenset({"ac-car-park"})
 
 
 @dataclasses.dataclass
@@ -124,6 +129,8 @@ def bound_kpis(scenario: Scenario, y: Yardstick) -> dict[str, Any]:
         "unserved_kwh": sum(max(s.energy_kwh - got.get(s.id, 0.0), 0.0)
                             for s in scenario.sessions),
         "energy_cost": y.cost, "cost_vs_yardstick": 1.0 if y.cost > 0 else None,
+        "energy_cost_same_soc": (same := y.cost - stored_value(scenario, y.battery_soc_end or 0.0)),
+        "cost_same_soc_vs_yardstick": 1.0 if same > 0 else None,
         "peak_import_kw": y.peak_import_kw, "sessions": len(scenario.sessions),
         "sessions_completed": sum(got.get(s.id, 0.0) >= COMPLETED_SHARE * s.energy_kwh
                                   for s in scenario.sessions),
@@ -188,12 +195,15 @@ def compare_scenario(name: str, duration_s: int | None = None, log: Log = print)
     with tempfile.TemporaryDirectory(prefix="bench-controller-before-") as before:
         learnt = learn_week_before(name, Path(before), log) if duration_s is None else None
         result["learnt_week_before"] = learnt is not None
-        for strategy in STRATEGIES:
-            log(f"  {name}, {strategy}, {scenario.duration_s} s ...")
-            run = run_strategy(scenario, strategy, learnt)
+        runs = [(strategy, strategy, learnt) for strategy in STRATEGIES]
+        if learnt is not None and name in FIRST_DAY_TOO:
+            runs.append((NO_HISTORY, "fair", None))
+        for label, strategy, learnt_from in runs:
+            log(f"  {name}, {label}, {scenario.duration_s} s ...")
+            run = run_strategy(scenario, strategy, learnt_from)
             if y is not None:
-                run["kpis"].update(compare(run["kpis"], y))
-            result["runs"][strategy] = run
+                run["kpis"].update(compare(run["kpis"], y, scenario))
+            result["runs"][label] = run
     if y is not None:
         result["runs"][BOUND] = {"kpis": bound_kpis(scenario, y)}
     return result
@@ -206,6 +216,8 @@ ROWS: list[Row] = [
     ("unserved", lambda k, s: f"{k['unserved_kwh']:.1f} kWh"),
     ("cost (x bound)", lambda k, s: f"{k['energy_cost']:.2f} {s['currency']} "
      f"(x{num(k.get('cost_vs_yardstick'), '.3f')})"),
+    ("cost, same end SoC", lambda k, s: f"{num(k.get('energy_cost_same_soc'), '.2f')} "
+     f"{s['currency']} (x{num(k.get('cost_same_soc_vs_yardstick'), '.3f')})"),
     ("peak import / limit", lambda k, s: f"{k['peak_import_kw']:.1f} / {s['limit']} kW"),
     ("limit violation", lambda k, s: num(k.get("limit_violation_kwh"), ".3f", " kWh")),
     ("limit violation time", lambda k, s: num(k.get("limit_violation_s"), ".0f", " s")),
@@ -224,7 +236,7 @@ def scenario_lines(r: dict[str, Any]) -> list[str]:
     facts = {"currency": first.get("currency", ""),
              "limit": limit_range(r["grid_limit_min_kw"], r["grid_limit_kw"])}  # fmt: skip
     skip = set() if r["phase_limits"] else {"phase violation time"}
-    skip |= set() if r["battery"] else {"battery SoC at end"}
+    skip |= set() if r["battery"] else {"battery SoC at end", "cost, same end SoC"}
     names = list(r["runs"])
     width = 24
     learnt = ", after learning the week before" if r.get("learnt_week_before") else ""

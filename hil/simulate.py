@@ -108,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
 def add_yardstick(kpis: dict[str, object], scenario: Scenario, out_dir: Path) -> None:
     """The perfect-foresight bound next to the run's delivered energy and cost, in kpis.json."""
     try:
-        kpis.update(compare(kpis, yardstick_for(scenario)))
+        kpis.update(compare(kpis, yardstick_for(scenario), scenario))
     except YardstickError as exc:
         print(f"no yardstick: {exc}", file=sys.stderr)
         return

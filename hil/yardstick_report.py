@@ -76,13 +76,20 @@ def _number(kpis: Mapping[str, object], key: str) -> float:
     return float(value)
 
 
-def compare(kpis: Mapping[str, object], y: Yardstick) -> dict[str, float]:
+def compare(kpis: Mapping[str, object], y: Yardstick, scenario: Scenario) -> dict[str, float]:
     """The run's delivered energy and cost against the yardstick, for kpis.json.
 
     `delivered_vs_yardstick` = energy_delivered_kwh / yardstick (at most about 1: the LP is an
     upper bound); `cost_vs_yardstick` = energy_cost / yardstick cost. A ratio is left out when
     the yardstick's value is not positive (nothing to deliver, or a site that earns money), as
     it would mean nothing and JSON has no NaN.
+
+    With a battery, the costs again with both batteries brought back to the starting SoC
+    (`energy_cost_same_soc`, `yardstick_cost_same_soc`, `cost_same_soc_vs_yardstick`): the
+    bound ends where it started, but a controller that filled the battery in the night's valley
+    for the next morning has paid for energy the bound did not buy. Each kWh stored above the
+    start is credited at what it costs to store in the cheapest hour (that price / the charge
+    efficiency), each kWh below it charged the same: neither side gains from the run's end.
     """
     delivered = _number(kpis, "energy_delivered_kwh")
     cost = _number(kpis, "energy_cost")
@@ -91,4 +98,24 @@ def compare(kpis: Mapping[str, object], y: Yardstick) -> dict[str, float]:
         result["delivered_vs_yardstick"] = delivered / y.delivered_kwh
     if y.cost > 0.0:
         result["cost_vs_yardstick"] = cost / y.cost
+    soc_end = kpis.get("battery_soc_end")
+    if scenario.battery is None or y.battery_soc_end is None or not isinstance(soc_end, float):
+        return result
+    run_same = cost - stored_value(scenario, soc_end)
+    bound_same = y.cost - stored_value(scenario, y.battery_soc_end)
+    result["energy_cost_same_soc"] = run_same
+    result["yardstick_cost_same_soc"] = bound_same
+    if bound_same > 0.0:
+        result["cost_same_soc_vs_yardstick"] = run_same / bound_same
     return result
+
+
+def stored_value(scenario: Scenario, soc_end: float) -> float:
+    """What the battery's change of charge over the run is worth: kWh above the starting SoC at
+    the cheapest import price over the charge efficiency (negative below it)."""
+    battery = scenario.battery
+    if battery is None:
+        return 0.0
+    cheapest = min(period.price for period in scenario.tariff.periods)
+    kwh = (soc_end - battery.soc_init) * battery.capacity_kwh
+    return kwh * cheapest / battery.charge_efficiency

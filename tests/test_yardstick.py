@@ -208,9 +208,10 @@ def test_yardstick_for_caches_by_content(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_compare_gives_the_ratios() -> None:
-    y = solve_yardstick(site(session("A", 1, 0, 3600, 50.0, 10.0)))  # 10 kWh for 15 CNY
+    tiny = site(session("A", 1, 0, 3600, 50.0, 10.0))
+    y = solve_yardstick(tiny)  # 10 kWh for 15 CNY
     kpis: dict[str, object] = {"energy_delivered_kwh": 8.0, "energy_cost": 12.0}
-    assert compare(kpis, y) == pytest.approx(
+    assert compare(kpis, y, tiny) == pytest.approx(
         {
             "yardstick_delivered_kwh": 10.0,
             "yardstick_cost": 15.0,
@@ -219,6 +220,31 @@ def test_compare_gives_the_ratios() -> None:
         }
     )
     free = replace(y, cost=0.0)
-    assert "cost_vs_yardstick" not in compare(kpis, free)
+    assert "cost_vs_yardstick" not in compare(kpis, free, tiny)
     with pytest.raises(ValueError, match="energy_cost"):
-        compare({"energy_delivered_kwh": 8.0}, y)
+        compare({"energy_delivered_kwh": 8.0}, y, tiny)
+
+
+def test_compare_brings_both_batteries_back_to_the_starting_soc() -> None:
+    battery = BatterySpec(
+        capacity_kwh=10.0, max_charge_kw=20.0, max_discharge_kw=20.0, soc_init=0.5,
+        soc_min=0.0, soc_max=1.0, charge_efficiency=0.9, discharge_efficiency=0.9,
+    )  # fmt: skip
+    scenario = site(
+        session("A", 1, 300, 600, 1.0, 12.0),
+        grid_limit_kw=100.0, base_kw=0.0, battery=battery, duration_s=600,
+        prices=tariff((0, 5, 0.1), (5, 1440, 1.0)),
+    )  # fmt: skip
+    y = solve_yardstick(scenario)
+    assert y.battery_soc_end == pytest.approx(0.5, abs=1e-6)
+    per_kwh = 0.1 / 0.9  # the cheapest price over the charge efficiency
+    fuller = {"energy_delivered_kwh": 1.0, "energy_cost": 0.5, "battery_soc_end": 0.6}
+    result = compare(fuller, y, scenario)
+    assert result["energy_cost_same_soc"] == pytest.approx(0.5 - 1.0 * per_kwh)  # 1 kWh more
+    assert result["yardstick_cost_same_soc"] == pytest.approx(y.cost, abs=1e-6)
+    assert result["cost_same_soc_vs_yardstick"] == pytest.approx((0.5 - per_kwh) / y.cost, rel=1e-5)
+    emptier = compare({**fuller, "battery_soc_end": 0.3}, y, scenario)
+    assert emptier["energy_cost_same_soc"] == pytest.approx(0.5 + 2.0 * per_kwh)
+    # Without a battery there is nothing to bring back.
+    plain = site(session("A", 1, 0, 3600, 50.0, 10.0))
+    assert "energy_cost_same_soc" not in compare(fuller, solve_yardstick(plain), plain)

@@ -8,8 +8,11 @@ a 30 kWh / 15 kW battery and a peak / flat / valley tariff with the reference st
 
 The cars: two residents still plugged in from the night before who leave 06:30-07:20,
 commuters arriving 07:30-09:30 for 8-9 h wanting 10-30 kWh, short visitor stays during the day
-and residents arriving 18:00-20:30 who stay overnight (to the end of the run). Each car takes a
-free wallbox at random; a visitor who finds none drives on.
+and residents arriving 18:00-20:30 who stay overnight and leave 06:30-07:20 the next morning.
+Each car takes a free wallbox at random; a visitor who finds none drives on. The run goes on
+to 08:00 the next morning (`TAIL_S`), once the last resident has left, so that every stay is
+whole: a run that ended at midnight would score a controller that leaves the residents for the
+22:00 valley (as the site's history says it may) as having sent them away short.
 
 Deterministic (fixed seed): `python -m hil.scenarios.make_ac_car_park` rewrites the same file.
 """
@@ -30,6 +33,7 @@ TARGET = Path(__file__).resolve().parent / "ac-car-park.json"
 SEED = 20250715
 HOUR = 3600
 DAY = 24 * HOUR  # the run starts at local midnight, so t_s / 3600 is local time
+TAIL_S = 8 * HOUR  # into the next morning: the overnight residents leave by 07:20
 VOLTAGE_V = 230.0
 FUSE_A = 63.0
 
@@ -79,9 +83,13 @@ def stays(rng: random.Random) -> list[Stay]:
         arrive = seconds(rng, 10, 16)
         stay = seconds(rng, 0.5, 2)
         found.append(Stay(arrive, arrive + stay, uniform(rng, 3, 10), uniform(rng, 7, 11)))
+    # Their departures come from a generator of their own, so the rest of the day's draws
+    # (and the cars' wallboxes) are those of the day the scenario first had.
+    leaving = random.Random(SEED + 1)
     for _ in range(3):  # residents home for the night
         arrive = seconds(rng, 18, 20.5)
-        found.append(Stay(arrive, DAY, uniform(rng, 15, 30), uniform(rng, 7, 11)))
+        depart = DAY + seconds(leaving, 6.5, 7 + 1 / 3)
+        found.append(Stay(arrive, depart, uniform(rng, 15, 30), uniform(rng, 7, 11)))
     return sorted(found, key=lambda stay: stay.arrive_s)
 
 
@@ -124,10 +132,11 @@ def charger(box: str, phase: str | None) -> dict[str, Any]:
 
 
 def pv_profile() -> list[list[float]]:
-    """A clear summer day every 15 min: a sine arch from sunrise to sunset, flattened a bit."""
+    """A clear summer day every 15 min: a sine arch from sunrise to sunset, flattened a bit
+    (the next morning's the same)."""
     points = []
-    for t_s in range(0, DAY + 1, 15 * 60):
-        x = (t_s - SUNRISE_S) / (SUNSET_S - SUNRISE_S)
+    for t_s in range(0, DAY + TAIL_S + 1, 15 * 60):
+        x = (t_s % DAY - SUNRISE_S) / (SUNSET_S - SUNRISE_S)
         fraction = PV_CLEAR_PEAK * math.sin(math.pi * x) ** 1.3 if 0 < x < 1 else 0.0
         points.append([t_s, round(fraction, 4)])
     return points
@@ -143,13 +152,16 @@ def car_park() -> dict[str, Any]:
             "30 kWh / 15 kW battery, peak/flat/valley tariff."
         ),
         "start": "2025-07-15T00:00:00+02:00",
-        "duration_s": DAY,
+        "duration_s": DAY + TAIL_S,
         "site": {
             "grid_limit_kw": 43.0,
             "export_limit_kw": 21.0,  # 70 % of the PV's peak, a common feed-in cap
             "phase_limit_a": [FUSE_A, FUSE_A, FUSE_A],
             "voltage_v": VOLTAGE_V,
-            "base_load_kw": BASE_LOAD_KW,
+            "base_load_kw": [
+                *BASE_LOAD_KW,
+                *([DAY + t_s, kw] for t_s, kw in BASE_LOAD_KW[1:] if t_s <= TAIL_S),
+            ],
         },
         "pv": {"peak_kw": 30.0, "profile": pv_profile()},
         "battery": {

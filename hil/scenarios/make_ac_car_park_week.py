@@ -47,6 +47,7 @@ TARGET = Path(__file__).resolve().parent / "ac-car-park-week.json"
 SEED = 20250714
 START = datetime.fromisoformat("2025-07-14T00:00:00+02:00")  # a Monday
 PRIOR_SEED = 20250707  # the week before, for the benchmark's learning run
+DAY_PRIOR_SEED = 20250708  # the week before the one-day car park, likewise
 DAYS = 7
 TAIL_S = 8 * HOUR  # into the eighth day: the last residents leave by 07:20 (11:00 on weekends)
 WEEKEND_BASE_LOAD_KW: list[list[float]] = [
@@ -137,11 +138,21 @@ def write(scenario: dict[str, Any], target: Path) -> None:
     target.write_text(json.dumps(scenario, indent=1) + "\n", encoding="utf-8")
 
 
-def prior_week() -> dict[str, Any]:
-    """The week before the shipped one, drawn with another seed: what the agent learns from.
+def week_before(start: datetime, seed: int, name: str) -> dict[str, Any]:
+    """The week that ends where a run starting at `start` begins (its last residents are still
+    plugged in): what the agent at the site would have learnt from."""
+    return week(seed, start - timedelta(days=DAYS), name, tail_s=0)
 
-    It ends where the shipped week starts (its last residents are still plugged in)."""
-    return week(PRIOR_SEED, START - timedelta(days=DAYS), "ac-car-park-prior-week", tail_s=0)
+
+def prior_week() -> dict[str, Any]:
+    """The week before the shipped one, drawn with another seed."""
+    return week_before(START, PRIOR_SEED, "ac-car-park-prior-week")
+
+
+def week_before_the_day() -> dict[str, Any]:
+    """The week before the one-day car park (Tuesday 2025-07-15), drawn with another seed."""
+    start = datetime.fromisoformat(car_park()["start"])
+    return week_before(start, DAY_PRIOR_SEED, "ac-car-park-week-before-the-day")
 
 
 def main() -> None:
