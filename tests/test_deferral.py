@@ -168,6 +168,20 @@ def test_only_as_many_cars_wait_as_the_cheaper_hours_can_serve() -> None:
     assert len(found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 60.0})) == 10
 
 
+def test_a_waiting_car_is_not_released_and_taken_back_as_the_room_wavers() -> None:
+    found = deferral(COMMUTERS)
+    cars = [WaitingCar("w0", 7.4), WaitingCar("w1", 7.4)]
+    plug_in(found, "w0", 8.5)
+    plug_in(found, "w1", 8.51)
+    # 25 kWh each in the 5.5 flat hours before they leave: 50 kWh fit 80 % of 11.4 kW and
+    # 90 % of 10.1 kW.
+    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 20.0}) == {"w0", "w1"}
+    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 10.8}) == {"w0", "w1"}  # kept
+    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 9.0}) == {"w0"}  # w1 released
+    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 10.8}) == {"w0"}  # and stays so
+    assert found.waiting(cars, 8.7 * HOUR, at(8.7), {SITE: 11.5}) == {"w0", "w1"}
+
+
 def test_the_cheaper_window_runs_until_the_price_is_back() -> None:
     found = deferral([])
     assert found.cheaper_window_s(9 * HOUR, 24 * HOUR) == (2 * HOUR, 8 * HOUR)  # flat 11-17

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import MappingProxyType
 
 from agent.config import TariffPeriod, TariffSection
 from agent.control.fair import FairStrategy
+from agent.control.observe import observe
 from agent.control.planner import BatteryLimits as PlannerBattery
 from agent.control.planner import Planner
 from agent.control.site_model import BatteryLimits, SiteModel
@@ -188,3 +190,25 @@ def test_the_valley_room_is_left_to_the_pv_when_the_plan_sees_a_surplus_ahead() 
     planner = SunnyPlanner(battery, TARIFF, model.import_limit_kw, 100.0)
     commands = run(FairStrategy(model, planner), MIDNIGHT, 50.0, 0.0, {"c01-1": 60.0})
     assert commands[-1] == 0.0  # the valley's room would be stored without the sunny plan
+
+
+def test_a_planned_discharge_is_handed_back_when_the_cars_will_not_draw_it() -> None:
+    # The plan discharges in the dear evening; PV covers the site but for 10 kW, and the cars
+    # it was cut for (cars waiting for cheaper hours, or cut by a lower budget) will draw
+    # nothing: the discharge falls to the site's 10 kW, not into the export. Behind a phase
+    # limit it falls only as far as the phases can carry the difference.
+    for phase_limit_a, room_left_kw, expected in ((None, 500.0, 10.0), (2000.0, 500.0, 10.0),
+                                                  (2000.0, 30.0, 70.0)):  # fmt: skip
+        model = replace(site(), phase_limit_a=phase_limit_a)
+        s = strategy(model)
+        assert s.planner is not None
+        wall = MIDNIGHT + timedelta(hours=18)
+        for minute in range(24 * 60):
+            s.planner.record(wall - timedelta(days=1, minutes=minute), 200.0, 0.0)
+        s.planner.replan(wall, 0.9)
+        obs = observe(snapshot(0.0, wall, 50.0, 100.0, 0.0, {"c01-1": 60.0}), model)
+        first = s.battery.first_cut(obs, grid_room=250.0, wanted=60.0, non_controllable=-50.0)
+        assert first == 10.0  # what the site and the car draw now, net of PV
+        first = 100.0  # as if the car had drawn 140 kW when the cut was made
+        settled = s.battery.settle(obs, first, 250.0, 0.0, 10.0, partial(float, room_left_kw))
+        assert settled == expected

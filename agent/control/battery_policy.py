@@ -67,17 +67,26 @@ class BatteryPolicy:
         battery_kw: float,
         grid_room: float,
         exposed_kw: float,
+        site_draw_kw: float,
         room_left_kw: Callable[[], float],
     ) -> float:
-        """The battery once the cars' limits are known (`exposed_kw`: what they may draw)."""
-        if battery_kw > 0 and self.site.phase_limit_a is None:
+        """The battery once the cars' limits are known (`exposed_kw`: what they may draw;
+        `site_draw_kw`: what the site will draw, its own load net of PV and the cars not
+        waiting for cheaper hours: those charge only from PV nothing else takes)."""
+        storing = self.storing_pays(obs) and not self._pv_needs_the_room(obs)
+        if battery_kw > 0 and not (storing and self.site.phase_limit_a is not None):
             # Discharge for what the cars may draw under the limits they hold, not for what
-            # they were estimated to want: the rest would only push the import down. (With a
-            # phase limit the phases' room counted on all of it: it stays.)
-            return min(battery_kw, max(exposed_kw - grid_room, self._cost_discharge_kw))
+            # they were estimated to want, and for the plan no more than the site will draw:
+            # the rest would be exported, or charge cars that can wait for cheaper hours.
+            cost_kw = min(self._cost_discharge_kw, max(site_draw_kw, 0.0))
+            needed = min(battery_kw, max(exposed_kw - grid_room, cost_kw))
+            if self.site.phase_limit_a is None:
+                return needed
+            # The phases' room counted on the discharge: hand back only what they still carry.
+            return max(needed, battery_kw - max(room_left_kw(), 0.0))
         # Storing from the grid takes only the room the cars' limits leave (on every phase):
         # all of it while storing pays (unless PV will want the room), else what the plan asks.
-        if self.storing_pays(obs) and not self._pv_needs_the_room(obs):
+        if storing:
             wanted = math.inf
         elif battery_kw <= 0:
             wanted = self._planned_charge_kw + battery_kw

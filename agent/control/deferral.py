@@ -17,8 +17,10 @@ A car is deferred now (offered nothing, reason TARIFF) only when all of these ho
   done before the evening one);
 - the deferred cars' needs (each the `TYPICAL_QUANTILE` of what such cars took) fit in
   `SITE_SHARE` of the room the limit (and each phase's limit, for the cars on it) leaves above
-  the site's own load now, each within its cheaper hours (earliest end first); first come,
-  first deferred.
+  the site's own load now (the battery idle), each within its cheaper hours (earliest end
+  first); first come, first deferred. A car already waiting keeps waiting while the needs fit
+  in `KEEP_SHARE`: the room moves with the site's load and the PV, and a car on the edge must
+  not be started and stopped every few seconds.
 
 A waiting car still charges from PV that nothing else takes (the strategy offers it the
 surplus the site, the other cars and the battery leave). Re-decided every cycle, so a car is
@@ -42,6 +44,7 @@ MIN_LEAVE_S = 2 * 3600.0
 CHEAPER_BY = 0.005  # per kWh: a price this much lower is worth waiting for
 CAR_RATE = 0.75
 SITE_SHARE = 0.8
+KEEP_SHARE = 0.9  # > SITE_SHARE: the band that keeps a waiting car from flapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +71,15 @@ class _Candidate:
         return 1.0 / len(self.phases) if resource in self.phases else 0.0
 
 
-def _fits(chosen: list[_Candidate], room_kw: Mapping[str, float]) -> bool:
-    """Whether the cars' needs fit the room within each one's cheaper hours (earliest first)."""
+def _fits(chosen: list[_Candidate], room_kw: Mapping[str, float], share: float) -> bool:
+    """Whether the cars' needs fit `share` of the room within each one's cheaper hours
+    (earliest first)."""
     ordered = sorted(chosen, key=lambda c: c.window_s)
     for resource, kw in room_kw.items():
         total = 0.0
         for car in ordered:
             total += car.typical_kwh * car.share(resource)
-            if total > SITE_SHARE * max(kw, 0.0) * car.window_s / 3600:
+            if total > share * max(kw, 0.0) * car.window_s / 3600:
                 return False
     return True
 
@@ -89,6 +93,7 @@ class Deferral:
         self._prices = list(minute_prices)
         self._zone = zone
         self.stays = stays
+        self._waiting: frozenset[str] = frozenset()  # the last cycle's answer
 
     def cheaper_window_s(self, day_s: float, within_s: float) -> tuple[float, float] | None:
         """(start, end) in seconds from now of the next stretch priced below now's by
@@ -118,7 +123,8 @@ class Deferral:
         above the site's own load now.
         """
         if not cars or room_kw.get(SITE, 0.0) <= 0:
-            return frozenset()
+            self._waiting = frozenset()
+            return self._waiting
         day_s = day_seconds(at, self._zone)
         candidates = []
         for car in cars:
@@ -138,9 +144,11 @@ class Deferral:
             )
         chosen: list[_Candidate] = []
         for candidate in sorted(candidates, key=lambda c: c.since):  # first come, first deferred
-            if _fits([*chosen, candidate], room_kw):
+            share = KEEP_SHARE if candidate.device in self._waiting else SITE_SHARE
+            if _fits([*chosen, candidate], room_kw, share):
                 chosen.append(candidate)
-        return frozenset(c.device for c in chosen)
+        self._waiting = frozenset(c.device for c in chosen)
+        return self._waiting
 
     def _outlook(self, car: WaitingCar, now: float) -> tuple[Visit, Similar, float, float] | None:
         """What stays like this car's say: (its visit, the similar stays, how long it will

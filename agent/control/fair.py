@@ -145,11 +145,13 @@ class FairStrategy:
         limits, exposed_kw = self._guarded(
             allocation.limits, allocation.kw, budget_kw, now_s, waiting
         )
+        on_spare_pv = sum(allocation.kw.get(d.connector.device, 0.0) for d in held)
         battery_kw = battery.settle(
             obs,
             battery_kw,
             grid_room,
             exposed_kw,
+            non_controllable + exposed_kw - on_spare_pv,
             lambda: min(budget_kw - exposed_kw, self.phases.left_kw(phase_room, allocation.kw)),
         )
         pv_limit = self._pv_limit(obs, battery_kw, sum(allocation.kw.values()), measured)
@@ -222,7 +224,7 @@ class FairStrategy:
         room = {SITE: limit_kw - site_load_kw}
         if self.site.phase_limit_a is not None:
             volts = self.site.voltage_v
-            phase_room = self.phases.room_a(obs, obs.battery_kw or 0.0, 0.0)
+            phase_room = self.phases.room_a(obs, 0.0, 0.0)  # the battery idle, as for SITE
             room.update({phase: amps * volts / 1000 for phase, amps in phase_room.items()})
         return deferral.waiting(cars, now, obs.at, room)
 
