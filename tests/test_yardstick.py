@@ -116,19 +116,25 @@ def test_the_car_and_the_charger_cap_before_the_grid() -> None:
     assert solve_yardstick(shared).delivered_kwh == pytest.approx(40.0, rel=1e-6)
 
 
-def test_the_battery_charges_cheap_and_discharges_dear() -> None:
-    # 00:00-00:05 at 0.1, then 1.0. The car is in only during the dear step and wants 1 kWh.
-    # The cheapest way: store 1 / 0.9 kWh in the cheap step (1 / 0.81 kWh from the grid) and
-    # discharge it to the car, leaving the battery where it started.
+def cheap_then_dear() -> Scenario:
+    """00:00-00:05 at 0.1, then 1.0; a 10 kWh battery at 50 %; a car in for the dear step
+    only, wanting 1 kWh."""
     battery = BatterySpec(
         capacity_kwh=10.0, max_charge_kw=20.0, max_discharge_kw=20.0, soc_init=0.5,
         soc_min=0.0, soc_max=1.0, charge_efficiency=0.9, discharge_efficiency=0.9,
     )  # fmt: skip
-    scenario = site(
+    return site(
         session("A", 1, 300, 600, 1.0, 12.0),
         grid_limit_kw=100.0, base_kw=0.0, battery=battery, duration_s=600,
         prices=tariff((0, 5, 0.1), (5, 1440, 1.0)),
     )  # fmt: skip
+
+
+def test_the_battery_charges_cheap_and_discharges_dear() -> None:
+    # 00:00-00:05 at 0.1, then 1.0. The car is in only during the dear step and wants 1 kWh.
+    # The cheapest way: store 1 / 0.9 kWh in the cheap step (1 / 0.81 kWh from the grid) and
+    # discharge it to the car, leaving the battery where it started.
+    scenario = cheap_then_dear()
     y = solve_yardstick(scenario)
     assert y.delivered_kwh == pytest.approx(1.0, rel=1e-6)
     assert y.grid_import_kwh == pytest.approx(1.0 / 0.81, rel=1e-6)
@@ -226,15 +232,7 @@ def test_compare_gives_the_ratios() -> None:
 
 
 def test_compare_brings_both_batteries_back_to_the_starting_soc() -> None:
-    battery = BatterySpec(
-        capacity_kwh=10.0, max_charge_kw=20.0, max_discharge_kw=20.0, soc_init=0.5,
-        soc_min=0.0, soc_max=1.0, charge_efficiency=0.9, discharge_efficiency=0.9,
-    )  # fmt: skip
-    scenario = site(
-        session("A", 1, 300, 600, 1.0, 12.0),
-        grid_limit_kw=100.0, base_kw=0.0, battery=battery, duration_s=600,
-        prices=tariff((0, 5, 0.1), (5, 1440, 1.0)),
-    )  # fmt: skip
+    scenario = cheap_then_dear()
     y = solve_yardstick(scenario)
     assert y.battery_soc_end == pytest.approx(0.5, abs=1e-6)
     per_kwh = 0.1 / 0.9  # the cheapest price over the charge efficiency
