@@ -73,14 +73,21 @@ class BatteryPolicy:
         """The battery once the cars' limits are known (`exposed_kw`: what they may draw;
         `site_draw_kw`: what the site will draw, its own load net of PV and the cars not
         waiting for cheaper hours: those charge only from PV nothing else takes)."""
-        storing = self.storing_pays(obs) and not self._pv_needs_the_room(obs)
-        if battery_kw > 0 and not (storing and self.site.phase_limit_a is not None):
+        phased = self.site.phase_limit_a is not None
+        # Asked only where it decides (a discharge without a phase limit never stores): the
+        # unused-PV look-ahead walks the plan, every cycle.
+        storing = (
+            (battery_kw <= 0 or phased)
+            and self.storing_pays(obs)
+            and not self._pv_needs_the_room(obs)
+        )
+        if battery_kw > 0 and not (storing and phased):
             # Discharge for what the cars may draw under the limits they hold, not for what
             # they were estimated to want, and for the plan no more than the site will draw:
             # the rest would be exported, or charge cars that can wait for cheaper hours.
             cost_kw = min(self._cost_discharge_kw, max(site_draw_kw, 0.0))
             needed = min(battery_kw, max(exposed_kw - grid_room, cost_kw))
-            if self.site.phase_limit_a is None:
+            if not phased:
                 return needed
             # The phases' room counted on the discharge: hand back only what they still carry.
             return max(needed, battery_kw - max(room_left_kw(), 0.0))
