@@ -47,7 +47,7 @@ from hil.scenario_loader import build_scenario, load_scenario, scenario_names
 from hil.scenarios.make_ac_car_park_week import prior_week, week_before_the_day
 from hil.site_config import site_toml
 from hil.yardstick import Yardstick, YardstickError
-from hil.yardstick_report import compare, stored_value, yardstick_for
+from hil.yardstick_report import compare, yardstick_cost_same_soc, yardstick_for
 
 REFERENCE = "reference-station"
 STRATEGIES = ("fair", "static")
@@ -129,8 +129,8 @@ def bound_kpis(scenario: Scenario, y: Yardstick) -> dict[str, Any]:
         "unserved_kwh": sum(max(s.energy_kwh - got.get(s.id, 0.0), 0.0)
                             for s in scenario.sessions),
         "energy_cost": y.cost, "cost_vs_yardstick": 1.0 if y.cost > 0 else None,
-        "energy_cost_same_soc": (same := y.cost - stored_value(scenario, y.battery_soc_end or 0.0)),
-        "cost_same_soc_vs_yardstick": 1.0 if same > 0 else None,
+        "energy_cost_same_soc": (same := yardstick_cost_same_soc(scenario, y)),
+        "cost_same_soc_vs_yardstick": 1.0 if same is not None and same > 0 else None,
         "peak_import_kw": y.peak_import_kw, "sessions": len(scenario.sessions),
         "sessions_completed": sum(got.get(s.id, 0.0) >= COMPLETED_SHARE * s.energy_kwh
                                   for s in scenario.sessions),

@@ -99,15 +99,22 @@ def compare(kpis: Mapping[str, object], y: Yardstick, scenario: Scenario) -> dic
     if y.cost > 0.0:
         result["cost_vs_yardstick"] = cost / y.cost
     soc_end = kpis.get("battery_soc_end")
-    if scenario.battery is None or y.battery_soc_end is None or not isinstance(soc_end, float):
+    bound_same = yardstick_cost_same_soc(scenario, y)
+    if bound_same is None or not isinstance(soc_end, float):
         return result
     run_same = cost - stored_value(scenario, soc_end)
-    bound_same = y.cost - stored_value(scenario, y.battery_soc_end)
     result["energy_cost_same_soc"] = run_same
     result["yardstick_cost_same_soc"] = bound_same
     if bound_same > 0.0:
         result["cost_same_soc_vs_yardstick"] = run_same / bound_same
     return result
+
+
+def yardstick_cost_same_soc(scenario: Scenario, y: Yardstick) -> float | None:
+    """The bound's cost with its battery back at the starting SoC; None without a battery."""
+    if scenario.battery is None or y.battery_soc_end is None:
+        return None
+    return y.cost - stored_value(scenario, y.battery_soc_end)
 
 
 def stored_value(scenario: Scenario, soc_end: float) -> float:

@@ -31,6 +31,7 @@ from hil.scenario_loader import ScenarioError
 
 TARGET = Path(__file__).resolve().parent / "ac-car-park.json"
 SEED = 20250715
+START = "2025-07-15T00:00:00+02:00"  # a Tuesday, local midnight
 HOUR = 3600
 DAY = 24 * HOUR  # the run starts at local midnight, so t_s / 3600 is local time
 TAIL_S = 8 * HOUR  # into the next morning: the overnight residents leave by 07:20
@@ -151,7 +152,7 @@ def car_park() -> dict[str, Any]:
             "1-phase: 3 on L1, 1 on L2, 1 on L3) behind a 63 A fuse (43 kW), 30 kWp PV, "
             "30 kWh / 15 kW battery, peak/flat/valley tariff."
         ),
-        "start": "2025-07-15T00:00:00+02:00",
+        "start": START,
         "duration_s": DAY + TAIL_S,
         "site": {
             "grid_limit_kw": 43.0,

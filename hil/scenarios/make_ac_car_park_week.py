@@ -42,6 +42,7 @@ from hil.scenarios.make_ac_car_park import (
     sessions,
     uniform,
 )
+from hil.scenarios.make_ac_car_park import START as ONE_DAY_START
 
 TARGET = Path(__file__).resolve().parent / "ac-car-park-week.json"
 SEED = 20250714
@@ -151,7 +152,7 @@ def prior_week() -> dict[str, Any]:
 
 def week_before_the_day() -> dict[str, Any]:
     """The week before the one-day car park (Tuesday 2025-07-15), drawn with another seed."""
-    start = datetime.fromisoformat(car_park()["start"])
+    start = datetime.fromisoformat(ONE_DAY_START)
     return week_before(start, DAY_PRIOR_SEED, "ac-car-park-week-before-the-day")
 
 
