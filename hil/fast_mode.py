@@ -18,8 +18,9 @@ from types import MappingProxyType
 
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
+from agent.control.battery_lp import PlannerError
 from agent.control.learnt_state import save_state, state_keeper
-from agent.control.planner import PlannerError, planner_for
+from agent.control.planner import planner_for
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
 from agent.control.wiring import SETPOINTS

@@ -11,9 +11,9 @@ from agent.config import TariffPeriod, TariffSection
 from agent.control.deferral import SITE, Deferral, WaitingCar
 from agent.control.fair import FairStrategy
 from agent.control.plan import Reason
-from agent.control.planner import minute_prices
 from agent.control.site_model import ALL_PHASES, ChargerModel, ConnectorModel, SiteModel
 from agent.control.stays import ENOUGH, LocalTime, Stay, StayLog, Visit
+from agent.control.tariff import minute_prices
 from agent.state import Quality, Reading, Snapshot, SnapshotValue
 
 ZONE = ZoneInfo("Europe/Berlin")

@@ -10,9 +10,9 @@ from functools import partial
 from types import MappingProxyType
 
 from agent.config import TariffPeriod, TariffSection
+from agent.control.battery_lp import BatteryLimits as PlannerBattery
 from agent.control.fair import FairStrategy
 from agent.control.observe import observe
-from agent.control.planner import BatteryLimits as PlannerBattery
 from agent.control.planner import Planner
 from agent.control.site_model import BatteryLimits, SiteModel
 from agent.state import Quality, Reading, Snapshot, SnapshotValue

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import TariffPeriod, TariffSection
+from agent.control.battery_lp import BatteryLimits
 from agent.control.dwell import MIN_SAMPLES, DwellTimes
 from agent.control.learnt_state import (
     SAVE_S,
@@ -22,7 +23,7 @@ from agent.control.learnt_state import (
     load_state,
     save_state,
 )
-from agent.control.planner import BatteryLimits, Planner
+from agent.control.planner import Planner
 from agent.control.stays import Stay, StayLog, Visit
 
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC)

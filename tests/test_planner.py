@@ -21,14 +21,10 @@ from hypothesis import strategies as st
 
 from agent.config import TariffPeriod, TariffSection
 from agent.config_loader import load_config
+from agent.control.battery_lp import STEP_S, BatteryLimits, BatteryPlan, plan_battery
 from agent.control.forecast import Forecast, LoadHistory, LoadSource
-from agent.control.planner import (
-    BatteryLimits,
-    BatteryPlan,
-    Planner,
-    plan_battery,
-    tariff_prices,
-)
+from agent.control.planner import Planner
+from agent.control.tariff import tariff_prices
 from tests.sites import WriteSite, site_toml
 
 MONDAY = datetime(2025, 3, 3, tzinfo=UTC)  # 00:00 UTC, a Monday
@@ -111,7 +107,7 @@ def test_flat_tariff_and_no_pv_leave_the_battery_alone() -> None:
 def test_valley_and_peaks_charge_low_and_discharge_high() -> None:
     load = [120.0 if hour(i) < 7 else 260.0 for i in range(STEPS)]
     fc = forecast(load)
-    prices = tariff_prices(TOU, MONDAY)
+    prices = tariff_prices(TOU, MONDAY, STEPS, STEP_S)
     limits = battery(soc_now=0.2)
     plan = plan_battery(fc, prices, limits, 400.0, 0.0, 0.0)
     print(f"\n96-step plan solved in {plan.solve_s * 1000:.1f} ms")
@@ -165,7 +161,7 @@ def test_a_start_below_the_window_climbs_back_and_the_reserve_holds() -> None:
     limits = battery(soc_now=0.02, capacity_kwh=400.0, kw=20.0)
     plan = plan_battery(
         forecast([50.0] * STEPS),
-        tariff_prices(TOU, MONDAY),
+        tariff_prices(TOU, MONDAY, STEPS, STEP_S),
         limits,
         400.0,
         0.0,
@@ -207,18 +203,18 @@ def test_tariff_prices_use_local_time_wrap_midnight_and_average_split_steps() ->
             period("peak", "17:00", "22:00", 1.05),
         ],
     )
-    prices = tariff_prices(tariff, MONDAY)  # 01:00 local
+    prices = tariff_prices(tariff, MONDAY, STEPS, STEP_S)  # 01:00 local
     assert len(prices) == STEPS
     assert prices[0] == 0.3
     assert prices[20] == 0.65  # 05:00 UTC = 06:00 local
     assert prices[64] == 1.05  # 16:00 UTC = 17:00 local
     assert prices[84] == 0.3  # 21:00 UTC = 22:00 local, wrapped valley
-    split = tariff_prices(tariff, MONDAY + timedelta(hours=4, minutes=50), steps=1)
+    split = tariff_prices(tariff, MONDAY + timedelta(hours=4, minutes=50), 1, STEP_S)
     assert split[0] == pytest.approx((10 * 0.3 + 5 * 0.65) / 15)
-    assert tariff_prices(TariffSection(), MONDAY, steps=3) == [0.0, 0.0, 0.0]
+    assert tariff_prices(TariffSection(), MONDAY, 3, STEP_S) == [0.0, 0.0, 0.0]
     gap = TariffSection(periods=[period("day", "06:00", "22:00", 0.5)])
     with pytest.raises(ValueError, match="no tariff period covers 00:00"):
-        tariff_prices(gap, MONDAY, steps=1)
+        tariff_prices(gap, MONDAY, 1, STEP_S)
 
 
 # Forecasts

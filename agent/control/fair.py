@@ -42,12 +42,13 @@ from agent.control.margin import AdaptiveMargin, RecentHigh
 from agent.control.observe import Observation, observe
 from agent.control.phase_room import PhaseRoom
 from agent.control.plan import ConnectorLimit, Plan, Reason
-from agent.control.planner import Planner, minute_prices
+from agent.control.planner import Planner
 from agent.control.ramp_guard import RampGuard
 from agent.control.rotation import Rotation
 from agent.control.site_model import ConnectorModel, Phase, SiteModel
 from agent.control.static import charging_budget_kw, static_plan
 from agent.control.stays import LocalTime, StayLog
+from agent.control.tariff import minute_prices
 from agent.state import Snapshot
 
 

@@ -14,9 +14,10 @@ from datetime import datetime
 from agent.config import AgentConfig
 from agent.control.actuator import Actuator, SetpointTarget
 from agent.control.battery_actuator import BatteryActuator
+from agent.control.battery_lp import PlannerError
 from agent.control.learnt_state import StateKeeper, state_keeper
 from agent.control.plan import Plan
-from agent.control.planner import Planner, PlannerError, planner_for
+from agent.control.planner import Planner, planner_for
 from agent.control.pv_actuator import PvActuator
 from agent.control.site_model import SiteModel
 from agent.control.strategy import Strategy, make_strategy
