@@ -1,12 +1,6 @@
 """The battery planner's linear programme: from a forecast and the tariff, the cheapest way to
 run the battery over the horizon (an SoC path), solved with HiGHS.
 
-SoC target path (charge when cheap, keep a reserve for the peak, discharge when dear).
-
-The planner is advice, not control: the real-time layer follows `target_soc` / `planned_kw`
-where the grid limit allows, and the limit always wins. It runs every 15 minutes in a worker
-thread (`asyncio.to_thread(planner.replan, now, soc)`), never inside a control cycle.
-
 Formulation. Steps t = 0..T-1 of dt_t hours (dt_0 may be shorter: the part of the current step
 still ahead). Inputs per step: forecast load L_t (without the battery, charging included) and
 PV V_t, import price c_t; export price e, import limit G, export limit X, battery capacity E,
