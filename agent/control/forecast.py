@@ -18,7 +18,11 @@ Load, first that has data:
   3. recent: mean of the bins of the last hour before `now`, net of their PV (a new install's
      first day; such a step has no PV history either, so its PV forecast is 0);
   4. 0 kW.
-The source of each step is reported (`Forecast.load_source`).
+The source of each step is reported (`Forecast.load_source`). Where 1 or 2 apply, the last
+hour's departure from them carries on for a while: with d = measured load - what 1/2 said for
+the last hour's bins, load(t) = max(0, history(t) + d exp(-lead / 1 h)). A car park's evening
+is a handful of cars, so one past Saturday says little about this one; the cars charging now
+will mostly still be charging in an hour, and the replan every 15 minutes follows them.
 
 PV: the gateway knows neither the site's position nor its panels' orientation, so the clear-sky
 shape is learned: env(t) = the highest bin at the same time of day over the previous days (the
@@ -46,6 +50,7 @@ BIN_S = 900
 BINS_PER_DAY = 86400 // BIN_S
 RECENT_S = 3600.0  # "recent": the last hour
 PV_PERSISTENCE_S = 7200.0  # how long today's clearness carries into the forecast
+LOAD_PERSISTENCE_S = 3600.0  # how long the last hour's departure from the history carries
 PV_RATIO_MAX = 1.5  # a clearer day than any in the window, but not an unbounded one
 PV_RATIO_MIN_SHARE = 0.1  # r needs env >= this share of the highest PV seen
 
@@ -57,6 +62,11 @@ class LoadSource(StrEnum):
     TIME_OF_DAY = "time_of_day"
     RECENT = "recent"
     NONE = "none"
+
+    @property
+    def from_history(self) -> bool:
+        """Made from the same weekday's or time of day's past, not just the last hour."""
+        return self in (LoadSource.WEEKDAY, LoadSource.TIME_OF_DAY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +165,7 @@ class LoadHistory:
             raise ValueError(f"need steps >= 0 and step_s > 0, got {steps} and {step_s}")
         now_ts = _timestamp(now)
         recent = self._recent_load(now_ts)
+        deviation = self._load_deviation(now_ts)
         ratio = self._clearness(now_ts)
         slice_s = min(step_s, BIN_S)
         slices = max(1, math.ceil(step_s / slice_s))
@@ -167,6 +178,8 @@ class LoadHistory:
                 offset = step * step_s + (part + 0.5) * step_s / slices
                 at = now + timedelta(seconds=offset)
                 load, source = self._load_at(at, recent)
+                if deviation is not None and source.from_history:
+                    load = max(0.0, load + deviation * math.exp(-offset / LOAD_PERSISTENCE_S))
                 step_loads.append(load)
                 step_sources.append(source)
                 step_pvs.append(self._pv_at(at, offset, ratio))
@@ -224,6 +237,16 @@ class LoadHistory:
         bins = self._recent_bins(now_ts)
         return _mean(b.load_kw - b.pv_kw for _, b in bins) if bins else None
 
+    def _load_deviation(self, now_ts: float) -> float | None:
+        """The last hour's measured load minus what the history says for the same bins;
+        None where the history says nothing."""
+        gaps = []
+        for index, slot in self._recent_bins(now_ts):
+            said, source = self._load_at(_bin_centre(index), None)
+            if source.from_history:
+                gaps.append(slot.load_kw - said)
+        return _mean(gaps) if gaps else None
+
     def _clearness(self, now_ts: float) -> float | None:
         """Measured PV over the clear-sky estimate in the last hour; None when too dark."""
         if not self._bins:
@@ -232,7 +255,7 @@ class LoadHistory:
         measured = envelope = 0.0
         counted = 0
         for index, slot in self._recent_bins(now_ts):
-            shape = self._pv_envelope(datetime.fromtimestamp((index + 0.5) * BIN_S, UTC))
+            shape = self._pv_envelope(_bin_centre(index))
             if shape is None:
                 continue
             measured += slot.pv_kw
@@ -259,6 +282,10 @@ def _timestamp(ts: datetime) -> float:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(f"need an aware datetime, got naive {ts.isoformat()}")
     return ts.timestamp()
+
+
+def _bin_centre(index: int) -> datetime:
+    return datetime.fromtimestamp((index + 0.5) * BIN_S, UTC)
 
 
 def _bin_index(ts: datetime) -> int:
