@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from agent.config import TariffPeriod, TariffSection
 from agent.control.deferral import SITE, Deferral, WaitingCar
 from agent.control.fair import FairStrategy
@@ -117,6 +119,39 @@ def test_a_weekday_resident_waits_for_the_valley_though_saturday_shoppers_come_t
     plug_in(found, "w2", 18.3, weekend=True)
     shopper = [WaitingCar("w2", 7.4)]
     assert found.waiting(shopper, 18.4 * HOUR, at(18.4), {SITE: 40.0}) == frozenset()
+
+
+def test_a_car_that_outstays_the_shoppers_is_taken_for_a_resident() -> None:
+    # Saturday 17:30: shoppers gone within the hour and residents staying the night come alike.
+    residents = [Stay(17.5 * HOUR + 300 * i, 13 * HOUR, 20.0, weekend=True) for i in range(8)]
+    shoppers = [Stay(17.5 * HOUR + 300 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(8)]
+    found = deferral(residents + shoppers)
+    plug_in(found, "w1", 17.5, weekend=True)
+    assert found.waiting(CAR, 17.6 * HOUR, at(17.6), {SITE: 40.0}) == frozenset()
+    # Still there after every shopper has gone: it waits for the 22:00 valley.
+    assert found.waiting(CAR, 18.3 * HOUR, at(18.3), {SITE: 40.0}) == {"w1"}
+    # Fewer than MIN_SIMILAR stays ever lasted this long: nothing to go on.
+    few = deferral(residents[:4] + shoppers)
+    plug_in(few, "w1", 17.5, weekend=True)
+    assert few.waiting(CAR, 18.3 * HOUR, at(18.3), {SITE: 40.0}) == frozenset()
+
+
+def test_the_pv_expected_in_the_cheaper_hours_counts_as_room() -> None:
+    # The commuter needs 25 kWh (the 0.75 quantile) between 11:00 and 16:36, when 90 % of
+    # such cars are still there: 5.6 kW on average, 80 % of the room must carry it.
+    found = deferral(COMMUTERS)
+    plug_in(found, "w1", 8.6)
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 4.0}) == frozenset()
+    asked: list[tuple[float, float]] = []
+
+    def more_pv(from_s: float, to_s: float) -> float:
+        asked.append((from_s, to_s))
+        return 3.0  # the forecast's noon brings 3 kW more PV than 08:42
+
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 4.0}, more_pv) == {"w1"}
+    assert asked == [pytest.approx((2.3 * HOUR, 7.9 * HOUR))]
+    # Less PV then than now (a resident's night): the room shrinks and the car charges now.
+    assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 7.0}, lambda a, b: -3.0) == frozenset()
 
 
 def test_a_commuter_in_the_morning_peak_waits_for_the_flat_hours() -> None:

@@ -251,8 +251,26 @@ def test_without_last_week_the_same_time_of_day_is_averaged() -> None:
             t += timedelta(minutes=5)
     fc = history.forecast(MONDAY)
     assert set(fc.load_source) == {LoadSource.TIME_OF_DAY}
-    assert fc.load_kw[0] == pytest.approx(20.0)  # 01:00 local
-    assert fc.load_kw[7 * 4] == pytest.approx(120.0)  # 07:00 UTC = 08:00 local
+    # Hours ahead, where the last hour's 30 kW (10 kW over the mean) has faded out:
+    assert fc.load_kw[22 * 4] == pytest.approx(20.0, abs=0.01)  # 22:00 UTC = 23:00 local
+    assert fc.load_kw[12 * 4] == pytest.approx(120.0, abs=0.01)  # 12:00 UTC = 13:00 local
+
+
+def test_the_last_hours_departure_from_the_history_carries_on_and_fades() -> None:
+    # Last Monday the site drew 10 kW all evening; tonight, from 17:00, cars draw 25 kW more.
+    history = LoadHistory()
+    now = MONDAY + timedelta(hours=18)
+    fill(history, now - timedelta(days=7), now - timedelta(days=6), 10.0)
+    fill(history, now - timedelta(hours=1), now, 35.0)
+    fc = history.forecast(now, steps=16)
+    assert set(fc.load_source) == {LoadSource.WEEKDAY}
+    lead_h = [(k + 0.5) / 4 for k in range(16)]
+    assert fc.load_kw == pytest.approx([10.0 + 25.0 * math.exp(-h) for h in lead_h])
+    # A history that was right leaves the forecast as it was.
+    same = LoadHistory()
+    fill(same, now - timedelta(days=7), now - timedelta(days=6), 10.0)
+    fill(same, now - timedelta(hours=1), now, 10.0)
+    assert same.forecast(now, steps=16).load_kw == pytest.approx([10.0] * 16)
 
 
 def test_a_new_install_uses_the_recent_mean_then_nothing() -> None:
@@ -390,6 +408,29 @@ def test_storing_pays_in_valley_and_flat_hours_never_in_the_peak_or_on_a_flat_ta
     assert not thin.storing_pays(MONDAY + timedelta(hours=3))
 
 
+def test_filling_beyond_the_plan_pays_only_where_the_dear_hours_may_leave_cars_short() -> None:
+    now = MONDAY + timedelta(hours=12)  # flat, with the 18:00-21:00 peak ahead
+    first_day = planner()
+    first_day.replan(now, 0.5)
+    assert first_day.storing_pays(now)  # no history: nothing says the cars will not be short
+    quiet, busy, catching_up = planner(), planner(), planner()
+    t = now - timedelta(days=3)
+    while t < now:
+        evening = 18 <= t.hour < 21
+        quiet.record(t, 50.0, 0.0)
+        busy.record(t, 390.0 if evening else 50.0, 0.0)  # 0.95 x 400 kW = 380
+        catching_up.record(t, 390.0 if t.hour == 18 and t.minute < 30 else 50.0, 0.0)
+        t += timedelta(minutes=1)
+    for each in (quiet, busy, catching_up):
+        each.replan(now, 0.5)
+    assert busy.storing_pays(now)
+    assert not quiet.storing_pays(now)  # 50 kW of 400: the plan's charge is enough
+    assert not catching_up.storing_pays(now)  # half an hour near the limit is not a shortfall
+    night = MONDAY + timedelta(hours=3)
+    quiet.replan(night, 0.5)
+    assert not quiet.storing_pays(night)  # nor in the valley
+
+
 def test_a_plan_that_cannot_use_all_the_pv_ahead_says_so() -> None:
     now = MONDAY + timedelta(hours=3)
     sunny, dull = planner(), planner()
@@ -403,3 +444,17 @@ def test_a_plan_that_cannot_use_all_the_pv_ahead_says_so() -> None:
     dull.replan(now, 0.5)
     assert sunny.expects_unused_pv(now)  # more than the 400 kWh battery takes: curtailed
     assert not dull.expects_unused_pv(now)
+
+
+def test_a_plan_averages_its_pv_forecast_over_a_stretch() -> None:
+    zeros = (0.0,) * 4
+    forecast = Forecast(MONDAY, 900, zeros, (0.0, 4.0, 8.0, 12.0))
+    plan = BatteryPlan(MONDAY, 900, (0.5,) * 4, zeros, zeros, zeros, forecast, zeros, 0.0, 0.0, 0.0)
+    hour = timedelta(hours=1)
+    assert plan.mean_pv_kw(MONDAY, MONDAY + hour) == pytest.approx(6.0)
+    half_steps = plan.mean_pv_kw(MONDAY + timedelta(seconds=450), MONDAY + timedelta(seconds=1350))
+    assert half_steps == pytest.approx(2.0)
+    # Cut at the plan's end; nothing before its start or past its end.
+    assert plan.mean_pv_kw(MONDAY + timedelta(minutes=45), MONDAY + 2 * hour) == pytest.approx(12.0)
+    assert plan.mean_pv_kw(MONDAY - hour, MONDAY + hour) is None
+    assert plan.mean_pv_kw(MONDAY + hour, MONDAY + 2 * hour) is None

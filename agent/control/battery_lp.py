@@ -114,6 +114,8 @@ class BatteryPlan:
     battery_kw: tuple[float, ...]  # planned mean battery power, + = discharge
     grid_kw: tuple[float, ...]  # planned import - export
     curtail_kw: tuple[float, ...]  # PV the plan curtails
+    forecast: Forecast  # the load and PV it was planned on
+    price: tuple[float, ...]  # the import price of each step
     cost: float  # energy cost of the plan (currency), penalties excluded
     excess_kwh: float  # import above the limit no battery use could avoid
     solve_s: float  # building and solving the LP, wall time
@@ -137,6 +139,21 @@ class BatteryPlan:
         """The planned battery power for the current step (+ = discharge)."""
         index = self.step_at(now)
         return None if index is None else self.battery_kw[index]
+
+    def mean_pv_kw(self, begin: datetime, end: datetime) -> float | None:
+        """The forecast PV averaged over [begin, end), cut at the plan's end; None where none
+        of it is within the plan."""
+        first = (begin - self.start).total_seconds()
+        last = min((end - self.start).total_seconds(), self.steps * self.step_s)
+        if first < 0 or last <= first:
+            return None
+        kwh = 0.0
+        for index, pv in enumerate(self.forecast.pv_kw):
+            step_begin = index * self.step_s
+            overlap = min(step_begin + self.step_s, last) - max(step_begin, first)
+            if overlap > 0:
+                kwh += pv * overlap
+        return kwh / (last - first)
 
 
 def plan_battery(
@@ -164,7 +181,7 @@ def plan_battery(
     if steps and first_step_s is not None:
         dt[0] = min(max(first_step_s, 1.0), step_s) / 3600.0
     if steps == 0:
-        return BatteryPlan(forecast.start, step_s, (), (), (), (), 0.0, 0.0, 0.0)
+        return BatteryPlan(forecast.start, step_s, (), (), (), (), forecast, (), 0.0, 0.0, 0.0)
 
     lp = _build(forecast, prices, battery, import_limit_kw, export_limit_kw, export_price, dt)
     _set_window(lp, battery, dt, terminal_soc)
@@ -184,6 +201,8 @@ def plan_battery(
         battery_kw=tuple(float(d - c) for c, d in zip(ch, dis, strict=True)),
         grid_kw=grid,
         curtail_kw=tuple(float(k) for k in cur),
+        forecast=forecast,
+        price=tuple(prices),
         cost=float(cost),
         excess_kwh=float(sum(o * d for o, d in zip(over, dt, strict=True))),
         solve_s=time.perf_counter() - started,

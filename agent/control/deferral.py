@@ -8,8 +8,10 @@ car waits for the 22:00 valley. A taxi hub, where nobody stays two hours, never 
 
 A car is deferred now (offered nothing, reason TARIFF) only when all of these hold:
 
-- at least `MIN_SIMILAR` past stays began near its arrival's time of day (`stays.py`), and the
-  shortest of them (their `LEAVE_QUANTILE`) still lasted `MIN_LEAVE_S`;
+- at least `MIN_SIMILAR` past stays began near its arrival's time of day (`stays.py`) and
+  lasted longer than it has been there so far, and the shortest of those (their
+  `LEAVE_QUANTILE`) still lasted `MIN_LEAVE_S`: on a Saturday at 17:30 shoppers and residents
+  come alike, and an hour later those still there are the residents;
 - a price cheaper than now's by `CHEAPER_BY` starts before the car is expected to leave (that
   quantile of its similar stays: pessimistic), and before the price is back to now's or the
   car leaves there is time to deliver the most such cars took (`NEED_QUANTILE`), less what it
@@ -18,7 +20,10 @@ A car is deferred now (offered nothing, reason TARIFF) only when all of these ho
 - the deferred cars' needs (each the `TYPICAL_QUANTILE` of what such cars took) fit in
   `SITE_SHARE` of the room the limit (and each phase's limit, for the cars on it) leaves above
   the site's own load now (the battery idle), each within its cheaper hours (earliest end
-  first); first come, first deferred. A car already waiting keeps waiting while the needs fit
+  first); first come, first deferred. Where the battery planner's forecast says how much PV
+  those hours will bring, the room is that much more (or less) than now's: a commuter at
+  08:30 waits for a noon with twice the morning's PV, a resident at 19:00 for a night with
+  none. A car already waiting keeps waiting while the needs fit
   in `KEEP_SHARE`: the room moves with the site's load and the PV, and a car on the edge must
   not be started and stopped every few seconds.
 
@@ -29,7 +34,7 @@ released as soon as waiting stops being safe or the cheaper hours begin.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -57,6 +62,10 @@ class WaitingCar:
 SITE = "site"  # the room key for the whole connection; phases use their names
 
 
+PvChange = Callable[[float, float], float]
+"""(from_s, to_s) after now -> the mean PV expected then minus the PV now, kW."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Candidate:
     since: float
@@ -64,6 +73,7 @@ class _Candidate:
     typical_kwh: float
     window_s: float  # the cheaper hours it will probably still be there for
     phases: tuple[str, ...]
+    room_kw: Mapping[str, float]  # what the connection and the phases carry for it then
 
     def share(self, resource: str) -> float:
         if resource == SITE:
@@ -71,17 +81,23 @@ class _Candidate:
         return 1.0 / len(self.phases) if resource in self.phases else 0.0
 
 
-def _fits(chosen: list[_Candidate], room_kw: Mapping[str, float], share: float) -> bool:
+def _fits(chosen: list[_Candidate], share: float) -> bool:
     """Whether the cars' needs fit `share` of the room within each one's cheaper hours
     (earliest first)."""
     ordered = sorted(chosen, key=lambda c: c.window_s)
-    for resource, kw in room_kw.items():
+    for resource in ordered[0].room_kw if ordered else ():
         total = 0.0
         for car in ordered:
             total += car.typical_kwh * car.share(resource)
-            if total > share * max(kw, 0.0) * car.window_s / 3600:
+            if total > share * max(car.room_kw[resource], 0.0) * car.window_s / 3600:
                 return False
     return True
+
+
+def _with_pv(room_kw: Mapping[str, float], change_kw: float) -> dict[str, float]:
+    """The room with `change_kw` more PV: all of it for the connection, a third per phase
+    (three-phase inverters)."""
+    return {r: kw + (change_kw if r == SITE else change_kw / 3) for r, kw in room_kw.items()}
 
 
 class Deferral:
@@ -115,12 +131,17 @@ class Deferral:
         return None if start is None else (start, within_s)
 
     def waiting(
-        self, cars: Sequence[WaitingCar], now: float, at: datetime, room_kw: Mapping[str, float]
+        self,
+        cars: Sequence[WaitingCar],
+        now: float,
+        at: datetime,
+        room_kw: Mapping[str, float],
+        pv_change: PvChange | None = None,
     ) -> frozenset[str]:
         """The cars to defer now.
 
         `room_kw`: what the connection (SITE) and, with phase limits, each phase can carry
-        above the site's own load now.
+        above the site's own load now. `pv_change`: the PV forecast, if there is one.
         """
         if not cars or room_kw.get(SITE, 0.0) <= 0:
             self._waiting = frozenset()
@@ -139,13 +160,17 @@ class Deferral:
             if cheaper_in + need_s > cheaper_until:
                 continue
             typical = max(quantile(similar.energies, TYPICAL_QUANTILE) - visit.energy_kwh, 0.0)
+            room = room_kw
+            if pv_change is not None:
+                room = _with_pv(room_kw, pv_change(cheaper_in, cheaper_until))
+            window_s = cheaper_until - cheaper_in
             candidates.append(
-                _Candidate(visit.since, car.device, typical, cheaper_until - cheaper_in, car.phases)
+                _Candidate(visit.since, car.device, typical, window_s, car.phases, room)
             )
         chosen: list[_Candidate] = []
         for candidate in sorted(candidates, key=lambda c: c.since):  # first come, first deferred
             share = KEEP_SHARE if candidate.device in self._waiting else SITE_SHARE
-            if _fits([*chosen, candidate], room_kw, share):
+            if _fits([*chosen, candidate], share):
                 chosen.append(candidate)
         self._waiting = frozenset(c.device for c in chosen)
         return self._waiting
@@ -158,11 +183,15 @@ class Deferral:
         if visit is None:
             return None
         similar = self.stays.similar(visit, now)
-        if similar is None or len(similar) < MIN_SIMILAR:
+        if similar is None:
             return None
-        leave_s = quantile(similar.durations, LEAVE_QUANTILE)
+        stayed_s = now - visit.since
+        staying = similar.lasting_past(stayed_s)
+        if len(staying) < MIN_SIMILAR:
+            return None
+        leave_s = quantile(staying, LEAVE_QUANTILE)
         if leave_s < MIN_LEAVE_S:
             return None  # not a site (or an hour) of long stays: the common case, quickly
         most = quantile(similar.energies, NEED_QUANTILE) - visit.energy_kwh
         need_s = max(most, 0.0) / (CAR_RATE * car.connector_kw) * 3600
-        return visit, similar, leave_s - (now - visit.since), need_s
+        return visit, similar, leave_s - stayed_s, need_s

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from agent.control.acceptance import Acceptance
 from agent.control.allocation import ROUND_DC_KW, Allocation, Budget, Demand, allocate
 from agent.control.battery_policy import BatteryPolicy
-from agent.control.deferral import SITE, Deferral, WaitingCar
+from agent.control.deferral import SITE, Deferral, PvChange, WaitingCar
 from agent.control.dwell import DwellTimes
 from agent.control.failsafe import FailSafe
 from agent.control.margin import AdaptiveMargin, RecentHigh
@@ -227,7 +227,20 @@ class FairStrategy:
             volts = self.site.voltage_v
             phase_room = self.phases.room_a(obs, 0.0, 0.0)  # the battery idle, as for SITE
             room.update({phase: amps * volts / 1000 for phase, amps in phase_room.items()})
-        return deferral.waiting(cars, now, obs.at, room)
+        return deferral.waiting(cars, now, obs.at, room, self._pv_change(obs))
+
+    def _pv_change(self, obs: Observation) -> PvChange | None:
+        """How much more PV than now the planner's forecast expects over a stretch ahead; None
+        without a forecast or a PV reading now (the room then stays now's)."""
+        planner, at, pv_now = self.battery.planner, obs.at, obs.pv_kw
+        if planner is None or at is None or pv_now is None:
+            return None
+
+        def change(from_s: float, to_s: float) -> float:
+            mean = planner.mean_pv_kw(at, from_s, to_s)
+            return 0.0 if mean is None else mean - pv_now
+
+        return change
 
     def _with_spare_pv(
         self,

@@ -21,6 +21,9 @@ from agent.control.forecast import LoadHistory
 from agent.control.tariff import minute_prices, tariff_prices
 
 UNUSED_PV_KW = 0.1  # exported or curtailed PV in a plan step that counts as unused
+SHORT_SHARE = 0.95  # forecast load net of PV at this share of the import limit: cars may be short
+SHORT_STEPS = 4  # ... for this many plan steps (an hour): not just commuters catching up at 17:00
+PRICE_EPS = 1e-9
 MAX_PLAN_AGE_S = 3600.0
 
 
@@ -143,6 +146,13 @@ class Planner:
         plan = self.current(now)
         return None if plan is None else plan.planned_kw(now)
 
+    def mean_pv_kw(self, now: datetime, from_s: float, to_s: float) -> float | None:
+        """The PV the plan in force expects, on average, from `from_s` to `to_s` after `now`."""
+        plan = self.current(now)
+        if plan is None:
+            return None
+        return plan.mean_pv_kw(now + timedelta(seconds=from_s), now + timedelta(seconds=to_s))
+
     def expects_unused_pv(self, now: datetime) -> bool:
         """Whether the plan in force sees PV it cannot use (exported or curtailed) ahead: then
         filling the battery from the grid would only push that PV out."""
@@ -154,15 +164,52 @@ class Planner:
         return any(grid < -UNUSED_PV_KW or curtail > UNUSED_PV_KW for grid, curtail in ahead)
 
     def storing_pays(self, now: datetime) -> bool:
-        """Whether grid energy stored now is worth more later: the price now, grossed up by the
-        round trip's losses, is below the tariff's dearest price (the tariff repeats daily, so
-        the dearest hour is always within the next 24 h). A flat tariff: never."""
+        """Whether to fill the battery from the grid room the cars leave, beyond the plan.
+
+        The price: now's, grossed up by the round trip's losses, is below the tariff's dearest
+        (the tariff repeats daily, so the dearest hour is within the next 24 h; a flat tariff:
+        never). The need: energy first, so the battery fills up whenever the dear hours ahead
+        may leave cars short (`_dear_hours_may_be_short`); where the site's history says they
+        will not (a car park's evening draws only its own load), the plan's charge is enough
+        and the rest waits for the night's cheaper price.
+        """
         local = now.astimezone(self._zone)
         price = self._minute_price[local.hour * 60 + local.minute]
         if price is None:
             return False
         round_trip = self.battery.charge_efficiency * self.battery.discharge_efficiency
-        return price / round_trip < self._dearest - 1e-9
+        if price / round_trip >= self._dearest - PRICE_EPS:
+            return False
+        return self._dear_hours_may_be_short(now, price)
+
+    def _dear_hours_may_be_short(self, now: datetime, price_now: float) -> bool:
+        """Whether, in the steps dearer than now before the price is back at now's (or lower),
+        the plan's forecast reaches SHORT_SHARE of the import limit for SHORT_STEPS steps, or
+        is not from the site's history there (a first day: nothing says the cars will not be
+        short). No plan: yes."""
+        plan = self.current(now)
+        index = None if plan is None else plan.step_at(now)
+        if plan is None or index is None:
+            return True
+        forecast = plan.forecast
+        risen = False
+        short = 0
+        for step in range(index + 1, plan.steps):
+            price = plan.price[step]
+            if price < price_now - PRICE_EPS or (risen and price <= price_now + PRICE_EPS):
+                return False
+            if price <= price_now + PRICE_EPS:
+                continue
+            risen = True
+            sources = forecast.load_source
+            if not sources or not sources[step].from_history:
+                return True
+            net_kw = forecast.load_kw[step] - forecast.pv_kw[step]
+            if net_kw >= SHORT_SHARE * self.import_limit_kw:
+                short += 1
+                if short >= SHORT_STEPS:
+                    return True
+        return False
 
     def _slot(self, now: datetime) -> int:
         return math.floor(now.timestamp() / self.step_s)

@@ -87,6 +87,10 @@ class Similar:
     def __len__(self) -> int:
         return len(self.durations)
 
+    def lasting_past(self, stayed_s: float) -> tuple[float, ...]:
+        """The lengths of the stays that lasted longer than `stayed_s`, shortest first."""
+        return self.durations[bisect.bisect_right(self.durations, stayed_s) :]
+
     def longer_than(self, stayed_s: float) -> tuple[int, float]:
         """How many of these stays lasted longer than `stayed_s`, and their total length."""
         first = bisect.bisect_right(self.durations, stayed_s)
