@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
+from agent.control.lp_rows import SparseRows
 from hil.physics_ev import DERATE_FROM_FRACTION, DERATE_TO_SHARE
 from hil.scenario import PHASES, ChargerSpec, Scenario, SessionSpec
 from hil.yardstick_inputs import (
@@ -36,11 +37,7 @@ class SparseLp:
 
     col_lower: list[float] = field(default_factory=list)
     col_upper: list[float] = field(default_factory=list)
-    row_lower: list[float] = field(default_factory=list)
-    row_upper: list[float] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)
-    index: list[int] = field(default_factory=list)
-    value: list[float] = field(default_factory=list)
+    rows: SparseRows = field(default_factory=SparseRows)
 
     def col(self, lower: float, upper: float) -> int:
         self.col_lower.append(lower)
@@ -48,12 +45,7 @@ class SparseLp:
         return len(self.col_lower) - 1
 
     def row(self, lower: float, upper: float, terms: Iterable[tuple[int, float]]) -> None:
-        self.starts.append(len(self.index))
-        for col, coef in terms:
-            self.index.append(col)
-            self.value.append(coef)
-        self.row_lower.append(lower)
-        self.row_upper.append(upper)
+        self.rows.add(lower, upper, terms)
 
     @property
     def num_col(self) -> int:
@@ -62,15 +54,7 @@ class SparseLp:
     def load_into(self, highs: highspy.Highs) -> None:
         """Pass the columns (cost 0) and rows to an empty HiGHS model."""
         highs.addVars(self.num_col, np.array(self.col_lower), np.array(self.col_upper))
-        highs.addRows(
-            len(self.row_lower),
-            np.array(self.row_lower),
-            np.array(self.row_upper),
-            len(self.index),
-            np.array(self.starts, dtype=np.int32),
-            np.array(self.index, dtype=np.int32),
-            np.array(self.value, dtype=np.float64),
-        )
+        self.rows.load_into(highs)
 
 
 @dataclass(slots=True)

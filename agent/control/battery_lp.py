@@ -44,6 +44,7 @@ import numpy as np
 
 from agent.config import BatterySection
 from agent.control.forecast import Forecast
+from agent.control.lp_rows import SparseRows
 
 STEP_S = 900
 HORIZON_STEPS = 96
@@ -236,22 +237,13 @@ class _Lp:
     col_lower: np.ndarray
     col_upper: np.ndarray
     cost: np.ndarray
-    row_lower: list[float]
-    row_upper: list[float]
-    starts: list[int]
-    index: list[int]
-    value: list[float]
+    rows: SparseRows
 
     def col(self, block: int, step: int) -> int:
         return block * self.n + step
 
     def row(self, lower: float, upper: float, terms: list[tuple[int, float]]) -> None:
-        self.starts.append(len(self.index))
-        for col, coef in terms:
-            self.index.append(col)
-            self.value.append(coef)
-        self.row_lower.append(lower)
-        self.row_upper.append(upper)
+        self.rows.add(lower, upper, terms)
 
 
 IMPORT, OVER, EXPORT, CHARGE, DISCHARGE, CURTAIL, STORED = range(7)
@@ -267,7 +259,7 @@ def _build(
     dt: list[float],
 ) -> _Lp:
     n = forecast.steps
-    lp = _Lp(n, np.zeros(7 * n), np.zeros(7 * n), np.zeros(7 * n), [], [], [], [], [])
+    lp = _Lp(n, np.zeros(7 * n), np.zeros(7 * n), np.zeros(7 * n), SparseRows())
     scale = max([*prices, export_price, 0.0]) or 1.0
     eps = THROUGHPUT_PENALTY * scale
     uppers = {
@@ -343,15 +335,7 @@ def _solve(lp: _Lp) -> list[float]:
     num_col = len(lp.col_lower)
     highs.addVars(num_col, lp.col_lower, lp.col_upper)
     highs.changeColsCost(num_col, np.arange(num_col, dtype=np.int32), lp.cost)
-    highs.addRows(
-        len(lp.row_lower),
-        np.array(lp.row_lower),
-        np.array(lp.row_upper),
-        len(lp.index),
-        np.array(lp.starts, dtype=np.int32),
-        np.array(lp.index, dtype=np.int32),
-        np.array(lp.value, dtype=np.float64),
-    )
+    lp.rows.load_into(highs)
     highs.run()
     status = highs.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:
