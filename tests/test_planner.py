@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import math
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -293,6 +294,7 @@ def test_a_new_install_forecasts_the_load_net_of_the_pv_it_cannot_forecast() -> 
     fc = history.forecast(MONDAY, steps=4)
     assert fc.load_kw[0] == pytest.approx(900.0)
     assert fc.pv_kw[0] == 0.0
+    assert fc.pv_known == (False,) * 4  # 0 for unknown, not for dark
 
 
 def test_history_memory_is_bounded_and_bad_samples_are_refused() -> None:
@@ -325,6 +327,7 @@ def test_pv_follows_the_clear_sky_shape_scaled_to_the_last_hour() -> None:
     assert fc.pv_kw[0] == pytest.approx(0.5 * clear, rel=0.1)  # the next quarter: cloudy
     assert fc.pv_kw[16] > 0.8 * bell(now + timedelta(hours=4, minutes=7))  # clears up later
     assert all(fc.pv_kw[i] == 0.0 for i in range(9 * 4, 19 * 4))  # 19:00-05:00 is night
+    assert all(fc.pv_known)  # ... known to be: every past night was dark
     assert max(fc.pv_kw) <= 100.0 + TOL
 
 
@@ -448,8 +451,12 @@ def test_a_plan_that_cannot_use_all_the_pv_ahead_says_so() -> None:
 
 def test_a_plan_averages_its_pv_forecast_over_a_stretch() -> None:
     zeros = (0.0,) * 4
-    forecast = Forecast(MONDAY, 900, zeros, (0.0, 4.0, 8.0, 12.0))
+    forecast = Forecast(MONDAY, 900, zeros, (0.0, 4.0, 8.0, 12.0), pv_known=(True,) * 4)
     plan = BatteryPlan(MONDAY, 900, (0.5,) * 4, zeros, zeros, zeros, forecast, zeros, 0.0, 0.0, 0.0)
+    # A step no past day had PV for forecasts 0 for "unknown": no average over it.
+    unseen = replace(plan, forecast=replace(forecast, pv_known=(True, True, False, True)))
+    assert unseen.mean_pv_kw(MONDAY, MONDAY + timedelta(minutes=30)) == pytest.approx(2.0)
+    assert unseen.mean_pv_kw(MONDAY, MONDAY + timedelta(minutes=31)) is None
     hour = timedelta(hours=1)
     assert plan.mean_pv_kw(MONDAY, MONDAY + hour) == pytest.approx(6.0)
     half_steps = plan.mean_pv_kw(MONDAY + timedelta(seconds=450), MONDAY + timedelta(seconds=1350))

@@ -143,16 +143,20 @@ class BatteryPlan:
 
     def mean_pv_kw(self, begin: datetime, end: datetime) -> float | None:
         """The forecast PV averaged over [begin, end), cut at the plan's end; None where none
-        of it is within the plan."""
+        of it is within the plan, or where the forecast has no past PV to go on (its 0 there
+        means unknown, not dark)."""
         first = (begin - self.start).total_seconds()
         last = min((end - self.start).total_seconds(), self.steps * self.step_s)
         if first < 0 or last <= first:
             return None
+        known = self.forecast.pv_known
         kwh = 0.0
         for index, pv in enumerate(self.forecast.pv_kw):
             step_begin = index * self.step_s
             overlap = min(step_begin + self.step_s, last) - max(step_begin, first)
             if overlap > 0:
+                if not known or not known[index]:
+                    return None
                 kwh += pv * overlap
         return kwh / (last - first)
 

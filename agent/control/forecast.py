@@ -78,12 +78,15 @@ class Forecast:
     load_kw: tuple[float, ...]  # site load without the battery, charging included
     pv_kw: tuple[float, ...]  # PV the inverters could produce (before any curtailment)
     load_source: tuple[LoadSource, ...] = ()  # empty when not made from a history
+    pv_known: tuple[bool, ...] = ()  # per step: the PV forecast rests on past days' PV
 
     def __post_init__(self) -> None:
         if len(self.pv_kw) != len(self.load_kw):
             raise ValueError(f"{len(self.load_kw)} load steps but {len(self.pv_kw)} PV steps")
         if self.load_source and len(self.load_source) != len(self.load_kw):
             raise ValueError("load_source must have one entry per step (or none)")
+        if self.pv_known and len(self.pv_known) != len(self.load_kw):
+            raise ValueError("pv_known must have one entry per step (or none)")
         if self.step_s <= 0:
             raise ValueError(f"step_s must be positive, got {self.step_s}")
 
@@ -172,8 +175,10 @@ class LoadHistory:
         loads: list[float] = []
         pvs: list[float] = []
         sources: list[LoadSource] = []
+        pv_known: list[bool] = []
         for step in range(steps):
             step_loads, step_pvs, step_sources = [], [], []
+            known = True
             for part in range(slices):
                 offset = step * step_s + (part + 0.5) * step_s / slices
                 at = now + timedelta(seconds=offset)
@@ -182,11 +187,14 @@ class LoadHistory:
                     load = max(0.0, load + deviation * math.exp(-offset / LOAD_PERSISTENCE_S))
                 step_loads.append(load)
                 step_sources.append(source)
-                step_pvs.append(self._pv_at(at, offset, ratio))
+                pv = self._pv_at(at, offset, ratio)
+                known = known and pv is not None
+                step_pvs.append(0.0 if pv is None else pv)
             loads.append(sum(step_loads) / slices)
             pvs.append(sum(step_pvs) / slices)
             sources.append(_weakest(step_sources))
-        return Forecast(now, step_s, tuple(loads), tuple(pvs), tuple(sources))
+            pv_known.append(known)
+        return Forecast(now, step_s, tuple(loads), tuple(pvs), tuple(sources), tuple(pv_known))
 
     def _days_back(self, at: datetime, days: range) -> list[_Bin]:
         """The bins at the same local wall-clock time `days` days before `at`."""
@@ -216,10 +224,11 @@ class LoadHistory:
             return None
         return max(b.pv_kw for b in bins), _mean(b.pv_kw for b in bins)
 
-    def _pv_at(self, at: datetime, lead_s: float, ratio: float | None) -> float:
+    def _pv_at(self, at: datetime, lead_s: float, ratio: float | None) -> float | None:
+        """None where no past day has PV at this time of day (the forecast then counts 0)."""
         shape = self._pv_envelope(at)
         if shape is None:
-            return 0.0
+            return None
         envelope, typical = shape
         if ratio is None:
             return typical
