@@ -65,6 +65,8 @@ class Planner:
         self._dearest = max((p for p in self._minute_price if p is not None), default=0.0)
         self._attempted: int | None = None  # the step slot of the last replan started
         self._latest: tuple[BatteryPlan, datetime] | None = None
+        # the last answer of `_dear_hours_may_be_short`, by (plan, step, price): asked each cycle
+        self._short: tuple[BatteryPlan, int, float, bool] | None = None
 
     @classmethod
     def from_config(
@@ -191,7 +193,16 @@ class Planner:
         index = None if plan is None else plan.step_at(now)
         if plan is None or index is None:
             return True
+        last = self._short
+        if last is not None and last[0] is plan and last[1:3] == (index, price_now):
+            return last[3]
+        answer = self._short_ahead(plan, index, price_now)
+        self._short = (plan, index, price_now, answer)
+        return answer
+
+    def _short_ahead(self, plan: BatteryPlan, index: int, price_now: float) -> bool:
         forecast = plan.forecast
+        sources = forecast.load_source
         risen = False
         short = 0
         for step in range(index + 1, plan.steps):
@@ -201,7 +212,6 @@ class Planner:
             if price <= price_now + PRICE_EPS:
                 continue
             risen = True
-            sources = forecast.load_source
             if not sources or not sources[step].from_history:
                 return True
             net_kw = forecast.load_kw[step] - forecast.pv_kw[step]
