@@ -20,12 +20,12 @@ A car is deferred now (offered nothing, reason TARIFF) only when all of these ho
 - the deferred cars' needs (each the `TYPICAL_QUANTILE` of what such cars took) fit in
   `SITE_SHARE` of the room the limit (and each phase's limit, for the cars on it) leaves above
   the site's own load now (the battery idle), each within its cheaper hours (earliest end
-  first); first come, first deferred. Where the battery planner's forecast says how much PV
-  those hours will bring, the room is that much more (or less) than now's: a commuter at
-  08:30 waits for a noon with twice the morning's PV, a resident at 19:00 for a night with
-  none. A car already waiting keeps waiting while the needs fit
-  in `KEEP_SHARE`: the room moves with the site's load and the PV, and a car on the edge must
-  not be started and stopped every few seconds.
+  first); first come, first deferred. Where the battery planner's forecast has past days' PV
+  to say how much those hours will bring, the room is that much more (or less) than now's: a
+  commuter at 08:30 waits for a noon with twice the morning's PV, a resident at 19:00 for a
+  night with none. A car already waiting keeps waiting while the needs fit in `KEEP_SHARE`:
+  the room moves with the site's load and the PV, and a car on the edge must not be started
+  and stopped every few seconds.
 
 A waiting car still charges from PV that nothing else takes (the strategy offers it the
 surplus the site, the other cars and the battery leave). Re-decided every cycle, so a car is
