@@ -37,6 +37,18 @@ COMMUTERS = [
 ] * 5  # fmt: skip
 
 
+def alike(
+    count: int,
+    from_h: float,
+    every_s: float,
+    stay_h: float,
+    kwh: float,
+    weekend: bool | None = None,
+) -> list[Stay]:
+    """`count` stays begun `every_s` apart from `from_h` o'clock, each `stay_h` long."""
+    return [Stay(from_h * HOUR + every_s * i, stay_h * HOUR, kwh, weekend) for i in range(count)]
+
+
 def deferral(stays: list[Stay]) -> Deferral:
     found = Deferral(minute_prices(TARIFF), ZONE, StayLog())
     found.stays.restore(stays)
@@ -76,8 +88,8 @@ def test_the_log_keeps_arrival_time_stay_and_energy() -> None:
 
 def test_stays_of_the_same_kind_of_day_decide_once_there_are_enough() -> None:
     log = StayLog()
-    residents = [Stay(18.3 * HOUR + 60 * i, 12 * HOUR, 20.0, weekend=False) for i in range(6)]
-    shoppers = [Stay(18.3 * HOUR + 60 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(6)]
+    residents = alike(6, 18.3, 60, 12, 20.0, weekend=False)
+    shoppers = alike(6, 18.3, 60, 0.7, 5.0, weekend=True)
     log.restore(residents + shoppers)
     weekday = log.similar(arriving(18.4), 0.0)
     saturday = log.similar(arriving(18.4, weekend=True), 0.0)
@@ -100,8 +112,8 @@ def test_stays_of_the_same_kind_of_day_decide_once_there_are_enough() -> None:
 
 def test_thin_history_near_a_time_of_day_is_widened_before_other_days_decide() -> None:
     log = StayLog()
-    residents = [Stay(19.0 * HOUR + 240 * i, 12 * HOUR, 20.0, weekend=False) for i in range(5)]
-    shoppers = [Stay(18.0 * HOUR + 60 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(5)]
+    residents = alike(5, 19.0, 240, 12, 20.0, weekend=False)
+    shoppers = alike(5, 18.0, 60, 0.7, 5.0, weekend=True)
     log.restore(residents + shoppers)
     # 18:05 on a Tuesday: no weekday car began within 45 min, five within 90, none of them
     # the Saturday shoppers who came within minutes of it
@@ -111,8 +123,8 @@ def test_thin_history_near_a_time_of_day_is_widened_before_other_days_decide() -
 
 
 def test_a_weekday_resident_waits_for_the_valley_though_saturday_shoppers_come_then() -> None:
-    residents = [Stay(18.2 * HOUR + 300 * i, 12 * HOUR, 25.0, weekend=False) for i in range(8)]
-    shoppers = [Stay(18.2 * HOUR + 300 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(8)]
+    residents = alike(8, 18.2, 300, 12, 25.0, weekend=False)
+    shoppers = alike(8, 18.2, 300, 0.7, 5.0, weekend=True)
     found = deferral(residents + shoppers)
     plug_in(found, "w1", 18.3)
     assert found.waiting(CAR, 18.4 * HOUR, at(18.4), {SITE: 40.0}) == {"w1"}
@@ -123,8 +135,8 @@ def test_a_weekday_resident_waits_for_the_valley_though_saturday_shoppers_come_t
 
 def test_a_car_that_outstays_the_shoppers_is_taken_for_a_resident() -> None:
     # Saturday 17:30: shoppers gone within the hour and residents staying the night come alike.
-    residents = [Stay(17.5 * HOUR + 300 * i, 13 * HOUR, 20.0, weekend=True) for i in range(8)]
-    shoppers = [Stay(17.5 * HOUR + 300 * i, 0.7 * HOUR, 5.0, weekend=True) for i in range(8)]
+    residents = alike(8, 17.5, 300, 13, 20.0, weekend=True)
+    shoppers = alike(8, 17.5, 300, 0.7, 5.0, weekend=True)
     found = deferral(residents + shoppers)
     plug_in(found, "w1", 17.5, weekend=True)
     assert found.waiting(CAR, 17.6 * HOUR, at(17.6), {SITE: 40.0}) == frozenset()
@@ -164,7 +176,7 @@ def test_a_commuter_in_the_morning_peak_waits_for_the_flat_hours() -> None:
 
 def test_no_history_or_short_stays_means_no_waiting() -> None:
     assert deferral([]).waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == frozenset()
-    taxis = [Stay(8.5 * HOUR + 60 * i, 1800.0, 30.0) for i in range(40)]
+    taxis = alike(40, 8.5, 60, 0.5, 30.0)
     found = deferral(taxis)
     plug_in(found, "w1", 8.6)
     assert found.waiting(CAR, 8.7 * HOUR, at(8.7), {SITE: 40.0}) == frozenset()
@@ -187,7 +199,7 @@ def test_a_car_that_could_not_get_its_energy_later_is_not_held() -> None:
 
 
 def test_nothing_cheaper_ahead_means_no_waiting() -> None:
-    found = deferral([Stay(7.0 * HOUR + 60 * i, 3 * HOUR, 10.0) for i in range(10)])
+    found = deferral(alike(10, 7.0, 60, 3, 10.0))
     plug_in(found, "w1", 7.0)  # valley now: the flat and peak hours ahead are dearer
     assert found.waiting(CAR, 7.1 * HOUR, at(7.1), {SITE: 40.0}) == frozenset()
 
